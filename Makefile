@@ -1,0 +1,34 @@
+# The course's two commands:  `make lab` (start the course) and `make test` (run every check).
+# Both create .venv and install the pinned stack on first use; later runs reuse it and only
+# reinstall when pyproject.toml or requirements/constraints.txt changed.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.diffedu-installed
+NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+
+.PHONY: help install lab test notebooks clean
+
+help:
+	@echo "make lab        create .venv if missing, install, open JupyterLab on notebooks/"
+	@echo "make test       create .venv if missing, install, run unit, symbolic and notebook tests"
+	@echo "make notebooks  re-execute every notebook in place (stored outputs for nbval)"
+	@echo "make clean      remove .venv"
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "diffedu needs Python 3.10 or newer; found " + sys.version.split()[0] + ". Run: make PYTHON=/path/to/python3.11 ...")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[course,test]"
+	@touch $@
+
+install: $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests $(if $(NOTEBOOKS),--nbval --nbval-current-env notebooks)
+
+clean:
+	rm -rf $(VENV)

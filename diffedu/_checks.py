@@ -1,0 +1,57 @@
+"""Input validation: every message names the argument, what it got, and what is allowed."""
+from __future__ import annotations
+
+import math
+import operator
+
+import torch
+
+
+def check_finite(x: torch.Tensor, name: str) -> None:
+    """Raise ValueError if a tensor holds NaN or inf."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not bool(torch.isfinite(x).all()):
+        n_nan = int(torch.isnan(x).sum())
+        n_inf = int(torch.isinf(x).sum())
+        raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} inf values; it must be finite")
+
+
+def check_number(value, name: str, *, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
+    """Return value as a float, or raise ValueError naming the allowed interval."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    left = "(" if lo_open else "["
+    right = ")" if hi_open else "]"
+    allowed = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+    bad = math.isnan(v)
+    if lo is not None:
+        bad |= v <= lo if lo_open else v < lo
+    if hi is not None:
+        bad |= v >= hi if hi_open else v > hi
+    if bad:
+        raise ValueError(f"{name} must be in {allowed}, got {value!r}")
+    return v
+
+
+def check_int(value, name: str, *, lo: int, hi: int | None = None) -> int:
+    """Return value as an int, or raise ValueError naming the allowed range."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        v = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if v < lo or (hi is not None and v > hi):
+        allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be in {allowed}, got {v}")
+    return v
+
+
+def check_choice(value, name: str, choices) -> str:
+    """Raise ValueError unless value is one of choices."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value

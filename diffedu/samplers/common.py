@@ -1,0 +1,27 @@
+"""Small pieces every discrete sampler shares: x0 clipping and the time tensors fed to a network."""
+from __future__ import annotations
+
+import torch
+
+
+def check_clip(clip_x0):
+    """clip_x0 is None or a pair (lo, hi) with lo < hi."""
+    if clip_x0 is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in clip_x0)
+    except (TypeError, ValueError):
+        raise ValueError(f"clip_x0 must be None or a pair (lo, hi), got {clip_x0!r}") from None
+    if not lo < hi:
+        raise ValueError(f"clip_x0 must be (lo, hi) with lo < hi, got {clip_x0!r}")
+    return lo, hi
+
+
+def clip(x0_hat: torch.Tensor, clip_x0) -> torch.Tensor:
+    """Clip x0_hat to the data range (lo, hi), or leave it when clip_x0 is None."""
+    return x0_hat if clip_x0 is None else x0_hat.clamp(*clip_x0)
+
+
+def model_times(ts: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
+    """For each time t, the LongTensor of shape (B,) that eps_model(x_t, t) receives."""
+    return [torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device) for t in ts]

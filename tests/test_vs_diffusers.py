@@ -1,0 +1,114 @@
+"""Whole trajectories against diffusers' DDPMScheduler and DDIMScheduler (an implementation
+nobody here wrote): same model, same injected noise, float64, agreement to 1e-6.
+
+diffusers keeps betas and alpha_bar in float32; we overwrite them with our float64 tensors
+(indexed by diffusers' timestep k = paper time - 1) so the comparison is of the update rules,
+not of float32 rounding.  clip_sample is off (diffusers turns it on by default).
+"""
+import numpy as np
+import pytest
+import torch
+
+import diffedu as d
+from conftest import wiggly_eps_model
+
+import diffusers.schedulers.scheduling_ddpm as ddpm_module
+from diffusers import DDIMScheduler, DDPMScheduler
+
+T = 1000
+SHAPE = (6, 3, 4, 4)
+
+
+@pytest.fixture(scope="module")
+def sched():
+    return d.Schedule(d.linear_betas(T))
+
+
+def _upcast(scheduler, sched):
+    scheduler.betas = sched.beta[1:].clone()
+    scheduler.alphas = sched.alpha[1:].clone()
+    scheduler.alphas_cumprod = sched.alpha_bar[1:].clone()
+    scheduler.final_alpha_cumprod = torch.tensor(1.0, dtype=torch.float64)
+    return scheduler
+
+
+def _start_and_noises(n):
+    g = torch.Generator().manual_seed(123)
+    x_T = torch.randn(SHAPE, generator=g, dtype=torch.float64)
+    return x_T, [torch.randn(SHAPE, generator=g, dtype=torch.float64) for _ in range(n)]
+
+
+@pytest.mark.parametrize("variance_type, variance", [("fixed_small", "beta_tilde"), ("fixed_large", "beta")])
+def test_ddpm_matches_diffusers(sched, variance_type, variance, monkeypatch):
+    model = wiggly_eps_model(sched)
+    x_T, noises = _start_and_noises(T - 1)
+    ours = d.sample_ddpm(model, sched, x_T, variance=variance, noises=noises)
+
+    sch = _upcast(DDPMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False,
+                                variance_type=variance_type), sched)
+    queue = list(noises)
+    monkeypatch.setattr(ddpm_module, "randn_tensor", lambda shape, **kw: queue.pop(0))
+    x = x_T
+    theirs = [x]
+    for k in sch.timesteps:
+        eps = model(x, torch.full((SHAPE[0],), int(k) + 1))
+        x = sch.step(eps, int(k), x).prev_sample
+        theirs.append(x)
+    assert not queue  # diffusers drew exactly the T - 1 noises we gave ours
+    torch.testing.assert_close(ours.xs, torch.stack(theirs), rtol=1e-6, atol=1e-6)
+
+
+def _diffusers_ddim(sched, model, x_T, noises, steps, eta, spacing):
+    sch = _upcast(DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False,
+                                set_alpha_to_one=True, steps_offset=0, timestep_spacing=spacing), sched)
+    sch.set_timesteps(steps)
+    x, out = x_T, [x_T]
+    zeros = torch.zeros(SHAPE, dtype=torch.float64)
+    for i, k in enumerate(sch.timesteps):
+        eps = model(x, torch.full((SHAPE[0],), int(k) + 1))
+        # diffusers draws noise at the last step too and scales it by sigma = 0; we give it zeros there
+        z = noises[i] if i < steps - 1 else zeros
+        x = sch.step(eps, int(k), x, eta=eta, variance_noise=z if eta > 0 else None).prev_sample
+        out.append(x)
+    return torch.stack(out), sch.timesteps
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+@pytest.mark.parametrize("steps", [10, 50, 1000])
+def test_ddim_matches_diffusers(sched, eta, spacing, steps):
+    model = wiggly_eps_model(sched)
+    x_T, noises = _start_and_noises(steps)
+    ours = d.sample_ddim(model, sched, x_T, steps=steps, eta=eta, spacing=spacing, noises=noises)
+    theirs, timesteps = _diffusers_ddim(sched, model, x_T, noises, steps, eta, spacing)
+    assert ours.ts[:-1].tolist() == (timesteps + 1).tolist()
+    torch.testing.assert_close(ours.xs, theirs, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
+def test_grids_match_diffusers_timesteps_for_every_step_count(spacing):
+    sch = DDIMScheduler(num_train_timesteps=T, timestep_spacing=spacing, steps_offset=0)
+    for steps in range(1, T + 1):
+        sch.set_timesteps(steps)
+        assert d.ddim_timesteps(T, steps, spacing)[:-1].tolist() == (sch.timesteps + 1).tolist(), steps
+
+
+@pytest.mark.parametrize("spacing, steps", [("linspace", 10), ("trailing", 3), ("trailing", 30)])
+def test_where_diffusers_jumps_off_its_own_grid(sched, spacing, steps):
+    """diffusers' DDIM step always goes from k to k - T // n.  For these grids that is not the
+    next grid time, so its trajectory leaves the grid; ours goes to the next grid time (each
+    step checked against DDIM eq. 7 in test_samplers.py).  Both agree up to diffusers' first
+    off-grid jump, and that jump is exactly our ddim_step aimed at diffusers' landing time."""
+    model = wiggly_eps_model(sched)
+    x_T, noises = _start_and_noises(steps)
+    ours = d.sample_ddim(model, sched, x_T, steps=steps, eta=0.0, spacing=spacing)
+    theirs, timesteps = _diffusers_ddim(sched, model, x_T, noises, steps, 0.0, spacing)
+    paper = (timesteps + 1).tolist() + [0]
+    jumps = [a - b for a, b in zip(paper[:-1], paper[1:])]
+    j = next(i for i, jump in enumerate(jumps[:-1]) if jump != T // steps)  # first off-grid jump
+    torch.testing.assert_close(ours.xs[: j + 1], theirs[: j + 1], rtol=1e-6, atol=1e-6)
+    t, x = paper[j], ours.xs[j]
+    eps = model(x, torch.full((SHAPE[0],), t))
+    landed, _ = d.ddim_step(x, eps, sched.alpha_bar[t].item(), sched.alpha_bar[t - T // steps].item(), eta=0.0)
+    torch.testing.assert_close(theirs[j + 1], landed, rtol=1e-6, atol=1e-6)
+    assert not torch.allclose(ours.xs[j + 1], theirs[j + 1], rtol=1e-3, atol=1e-3)
