@@ -14,19 +14,34 @@ def _is_sympy(x) -> bool:
     return type(x).__module__.startswith("sympy")
 
 
-def sqrt(x):
-    """Square root for a float, a numpy array, a torch tensor or a sympy expression."""
+def _dispatch(x, name: str):
+    """Apply the elementary function `name` with the library that owns x."""
     if isinstance(x, torch.Tensor):
-        return torch.sqrt(x)
+        return getattr(torch, name)(x)
     if _is_sympy(x):
         import sympy
 
-        return sympy.sqrt(x)
+        return getattr(sympy, name)(x)
     if isinstance(x, (int, float)):
-        return math.sqrt(x)
+        return getattr(math, name)(x)
     import numpy as np
 
-    return np.sqrt(x)
+    return getattr(np, name)(x)
+
+
+def sqrt(x):
+    """Square root for a float, a numpy array, a torch tensor or a sympy expression."""
+    return _dispatch(x, "sqrt")
+
+
+def exp(x):
+    """Exponential for a float, a numpy array, a torch tensor or a sympy expression."""
+    return _dispatch(x, "exp")
+
+
+def log(x):
+    """Natural logarithm for a float, a numpy array, a torch tensor or a sympy expression."""
+    return _dispatch(x, "log")
 
 
 def broadcast_to_batch(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

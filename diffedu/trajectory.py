@@ -6,7 +6,7 @@ Widgets and plots read Trajectory objects; they never re-implement sampling.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
@@ -129,7 +129,3 @@ def run(x_T: torch.Tensor, ts: torch.Tensor, step: StepFn, record: bool = True) 
         x0_hat, x, nfe = step(i, x)
         traj.append(x0_hat, x, nfe)
     return traj
-
-
-def as_time_list(ts: Sequence[int] | torch.Tensor) -> list[int]:
-    return [int(t) for t in ts]

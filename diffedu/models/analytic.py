@@ -1,0 +1,114 @@
+"""Data whose every denoiser is known exactly: an isotropic Gaussian mixture.
+
+With x_0 ~ sum_k w_k N(mu_k, s_k^2 I) and x = x_0 + sigma eps, each component stays Gaussian:
+x | k ~ N(mu_k, (s_k^2 + sigma^2) I), so the posterior over components (the responsibilities
+r_k(x)) and the posterior mean E[x_0 | x] are closed forms.  The exact denoiser lets the course
+measure samplers with no training noise in the way.  [EDM eq. 3; Tweedie's formula]
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .._checks import check_finite, check_int
+
+
+class GaussianMixture:
+    """sum_k w_k N(mu_k, s_k^2 I) in D dimensions: exact samples, densities, scores and denoisers.
+
+    means   (K, D) component means mu_k
+    stds    (K,) or a float: isotropic standard deviations s_k > 0
+    weights (K,) or None (uniform): positive, normalised here
+    """
+
+    def __init__(self, means, stds, weights=None, dtype=torch.float64):
+        means = torch.as_tensor(means, dtype=dtype)
+        if means.dim() != 2:
+            raise ValueError(f"means must have shape (K, D), got {tuple(means.shape)}")
+        K = means.shape[0]
+        stds = torch.as_tensor(stds, dtype=dtype).expand(K).clone() if torch.as_tensor(stds).dim() == 0 \
+            else torch.as_tensor(stds, dtype=dtype)
+        weights = torch.full((K,), 1.0 / K, dtype=dtype) if weights is None else torch.as_tensor(weights, dtype=dtype)
+        if stds.shape != (K,) or weights.shape != (K,):
+            raise ValueError(f"stds and weights must have shape ({K},), got {tuple(stds.shape)} and {tuple(weights.shape)}")
+        for name, v in (("means", means), ("stds", stds), ("weights", weights)):
+            check_finite(v, name)
+        if not bool((stds > 0).all()):
+            raise ValueError(f"stds must be > 0, got {stds.tolist()}")
+        if not bool((weights > 0).all()):
+            raise ValueError(f"weights must be > 0, got {weights.tolist()}")
+        self.means, self.stds, self.weights = means, stds, weights / weights.sum()
+        self.K, self.D = means.shape
+
+    @classmethod
+    def eight_gaussians(cls, radius: float = 2.0, std: float = 0.1):
+        """Eight equal components on a circle of the given radius: the course's 2-D data set."""
+        angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+        return cls(radius * torch.stack([angles.cos(), angles.sin()], 1), std)
+
+    @classmethod
+    def two_gaussians_1d(cls, mean: float = 1.0, std: float = 0.3):
+        """N(-mean, std^2) and N(+mean, std^2) on a line: the smallest example with two modes."""
+        return cls([[-mean], [mean]], std)
+
+    def __repr__(self) -> str:
+        return f"GaussianMixture(K={self.K}, D={self.D})"
+
+    def _like(self, x: torch.Tensor):
+        return (self.means.to(x.device, x.dtype), self.stds.to(x.device, x.dtype),
+                self.weights.to(x.device, x.dtype))
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n exact samples, shape (n, D)."""
+        n = check_int(n, "n", lo=1)
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = torch.randn(n, self.D, generator=generator, dtype=self.means.dtype)
+        return self.means[k] + self.stds[k, None] * z
+
+    def _log_joint(self, x: torch.Tensor, sigma):
+        """log w_k + log N(x; mu_k, (s_k^2 + sigma^2) I) for every k, shape (N, K); and the variances."""
+        if x.dim() != 2 or x.shape[1] != self.D:
+            raise ValueError(f"x must have shape (N, {self.D}), got {tuple(x.shape)}")
+        mu, s, w = self._like(x)
+        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+        sigma = sigma.reshape(-1, 1) if sigma.dim() else sigma        # (N, 1) or scalar
+        var = s**2 + sigma**2                                          # (N, K) or (K,)
+        d2 = ((x[:, None, :] - mu[None]) ** 2).sum(-1)                 # (N, K); cdist loses digits
+        log_n = -0.5 * d2 / var - 0.5 * self.D * torch.log(2 * math.pi * var)
+        return torch.log(w) + log_n, var
+
+    def log_prob(self, x: torch.Tensor, sigma=0.0) -> torch.Tensor:
+        """log p_sigma(x), the density of x_0 + sigma eps (sigma = 0: the data density), shape (N,)."""
+        return torch.logsumexp(self._log_joint(x, sigma)[0], dim=1)
+
+    def responsibilities(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """r_k(x) = P(component k | x_0 + sigma eps = x), shape (N, K)."""
+        return torch.softmax(self._log_joint(x, sigma)[0], dim=1)
+
+    def denoiser(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """D(x, sigma) = E[x_0 | x_0 + sigma eps = x] = sum_k r_k (mu_k + s_k^2/(s_k^2 + sigma^2)(x - mu_k)).  [EDM eq. 2-3]"""
+        log_joint, var = self._log_joint(x, sigma)
+        r = torch.softmax(log_joint, dim=1)
+        mu, s, _ = self._like(x)
+        shrink = s**2 / var                                            # (N, K) or (K,)
+        # sum_k r_k mu_k (1 - shrink_k) + x sum_k r_k shrink_k
+        return (r * (1 - shrink)) @ mu + (r * shrink).sum(1, keepdim=True) * x
+
+    def score(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """grad_x log p_sigma(x) = (D(x, sigma) - x) / sigma^2 = sum_k r_k (mu_k - x)/(s_k^2 + sigma^2).  [EDM eq. 3]"""
+        log_joint, var = self._log_joint(x, sigma)
+        r = torch.softmax(log_joint, dim=1)
+        mu, _, _ = self._like(x)
+        w = r / var                                                    # (N, K)
+        return w @ mu - w.sum(1, keepdim=True) * x
+
+    def eps_model(self, sched):
+        """The exact eps-prediction E[eps | x_t] on a discrete DDPM schedule: eps_model(x_t, t).
+
+        x_t = sqrt(alpha_bar_t)(x_0 + sigma_t eps) with sigma_t = sqrt((1 - alpha_bar_t)/alpha_bar_t),
+        so E[eps | x_t] = (x - D(x, sigma_t)) / sigma_t with x = x_t / sqrt(alpha_bar_t).
+        """
+        from ..precond import eps_from_denoiser
+
+        return eps_from_denoiser(self.denoiser, sched)
