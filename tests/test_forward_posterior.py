@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import diffedu as d
-from conftest import SCHEDULES
+from standins import SCHEDULES
 
 unit = st.floats(0.01, 0.99)
 

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import diffedu as d
-from conftest import SCHEDULES, gaussian_eps_model, wiggly_eps_model
+from standins import SCHEDULES, gaussian_eps_model, wiggly_eps_model
 
 
 def _x_T(shape=(16, 2), seed=0, dtype=torch.float64):

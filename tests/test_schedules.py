@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import diffedu as d
-from conftest import SCHEDULES
+from standins import SCHEDULES
 
 
 @pytest.mark.parametrize("name", SCHEDULES)

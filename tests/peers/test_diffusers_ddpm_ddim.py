@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import diffedu as d
-from conftest import wiggly_eps_model
+from standins import wiggly_eps_model
 
 import diffusers.schedulers.scheduling_ddpm as ddpm_module
 from diffusers import DDIMScheduler, DDPMScheduler

@@ -1,0 +1,27 @@
+"""Stand-ins for trained networks and the schedule table, shared by the tests."""
+import torch
+
+import diffedu as d
+
+
+def gaussian_eps_model(sched):
+    """The exact eps-prediction when the data are N(0, I): E[eps | x_t] = sqrt(1 - alpha_bar_t) x_t."""
+    def eps_model(x, t):
+        ab = sched.alpha_bar.to(x.device)[t].to(x.dtype)
+        return (1 - ab).sqrt().reshape(-1, *([1] * (x.dim() - 1))) * x
+    return eps_model
+
+
+def wiggly_eps_model(sched):
+    """A fixed nonlinear eps_model that depends on x and t: a stand-in for a trained network."""
+    def eps_model(x, t):
+        ab = sched.alpha_bar.to(x.device)[t].to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+        return torch.tanh(1.3 * x + 0.2) * (1 - ab).sqrt() + 0.1 * torch.sin(3 * x) * ab
+    return eps_model
+
+
+SCHEDULES = {
+    "linear": lambda T: d.linear_betas(T),
+    "cosine": lambda T: d.cosine_betas(T),
+    "sigmoid": lambda T: d.sigmoid_betas(T),
+}
