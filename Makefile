@@ -30,5 +30,13 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(if $(NOTEBOOKS),--nbval --nbval-current-env notebooks)
 
+# Rebuild every notebook from its source in notebooks/src/ and execute it on the CPU with fixed
+# seeds; the stored outputs are what nbval (strict) compares against in `make test`.
+notebooks: $(STAMP)
+	@for src in notebooks/src/*.py; do \
+	  nb=notebooks/$$(basename $${src%.py}).ipynb; echo "building $$nb"; \
+	  CUDA_VISIBLE_DEVICES= PYTHONHASHSEED=0 $(BIN)/jupytext --to ipynb --execute --output $$nb $$src || exit 1; \
+	done
+
 clean:
 	rm -rf $(VENV)

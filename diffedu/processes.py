@@ -19,7 +19,12 @@ layer differentiates the very functions below.
 from __future__ import annotations
 
 from ._checks import check_number
-from ._ops import exp, log, sqrt
+from ._ops import _is_sympy, exp, log, sqrt
+
+
+def _constant(value, name: str, lo: float):
+    """A process constant: a number > lo, or a sympy symbol (so `diffedu.symbolic` can pass one)."""
+    return value if _is_sympy(value) else check_number(value, name, lo=lo, lo_open=True)
 
 
 class Process:
@@ -71,8 +76,8 @@ class VP(Process):
     t_min, t_max = 1e-3, 1.0
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
-        self.beta_min = check_number(beta_min, "beta_min", lo=0, lo_open=True)
-        self.beta_max = check_number(beta_max, "beta_max", lo=self.beta_min, lo_open=True)
+        self.beta_min = _constant(beta_min, "beta_min", 0)
+        self.beta_max = _constant(beta_max, "beta_max", 0 if _is_sympy(self.beta_min) else self.beta_min)
 
     @property
     def beta_d(self) -> float:
@@ -103,8 +108,8 @@ class VE(Process):
     """Variance exploding (SMLD): s = 1, sigma(t) = sqrt(t), t in [sigma_min^2, sigma_max^2].  [EDM Tab. 1]"""
 
     def __init__(self, sigma_min: float = 0.02, sigma_max: float = 100.0):
-        self.sigma_min = check_number(sigma_min, "sigma_min", lo=0, lo_open=True)
-        self.sigma_max = check_number(sigma_max, "sigma_max", lo=self.sigma_min, lo_open=True)
+        self.sigma_min = _constant(sigma_min, "sigma_min", 0)
+        self.sigma_max = _constant(sigma_max, "sigma_max", 0 if _is_sympy(self.sigma_min) else self.sigma_min)
         self.t_min, self.t_max = self.sigma_min**2, self.sigma_max**2
 
     def s(self, t):
@@ -127,8 +132,8 @@ class EDM(Process):
     """Karras et al.'s choice: s = 1, sigma(t) = t, so the PF-ODE is dx/dsigma = (x - D(x; sigma)) / sigma.  [EDM Tab. 1]"""
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
-        self.sigma_min = check_number(sigma_min, "sigma_min", lo=0, lo_open=True)
-        self.sigma_max = check_number(sigma_max, "sigma_max", lo=self.sigma_min, lo_open=True)
+        self.sigma_min = _constant(sigma_min, "sigma_min", 0)
+        self.sigma_max = _constant(sigma_max, "sigma_max", 0 if _is_sympy(self.sigma_min) else self.sigma_min)
         self.t_min, self.t_max = self.sigma_min, self.sigma_max
 
     def s(self, t):
