@@ -1,0 +1,83 @@
+"""Derivation 1: merging Gaussians turns the one-step chain into q(x_t | x_0).  [DDPM eq. 2, 4]
+
+The rule "independent Gaussians add their variances" is itself derived here, from cumulant
+generating functions, and `gaussian_moments` reuses it for DDIM's marginal-matching argument.
+"""
+from __future__ import annotations
+
+import functools
+
+import sympy as sp
+
+from ._core import Derivation, alpha_bar_prev, alpha_bar_t, alpha_t, x_0, x_prev, x_t
+
+_u = sp.Symbol("u", real=True)
+
+
+def cumulant_gf(coef) -> sp.Expr:
+    """K(u) = log E[exp(u c e)] = (c u)^2 / 2 for c e with e ~ N(0, 1), from K_e(u) = u^2 / 2."""
+    K_std = _u**2 / 2
+    return K_std.subs(_u, coef * _u)
+
+
+def gaussian_moments(expr, noises) -> tuple[sp.Expr, sp.Expr]:
+    """Mean and variance of expr = a + sum_i c_i e_i with independent e_i ~ N(0, 1).
+
+    Independent terms add their cumulant generating functions; the variance is K''(0).
+    """
+    expr = sp.expand(expr)
+    mean = expr.subs({n: 0 for n in noises})
+    coefs = [expr.coeff(n) for n in noises]
+    if sp.expand(expr - mean - sum(c * n for c, n in zip(coefs, noises))) != 0:
+        raise ValueError(f"{expr} is not linear in the noises {noises}")
+    K = sum(cumulant_gf(c) for c in coefs)
+    return mean, sp.expand(sp.diff(K, _u, 2).subs(_u, 0))
+
+
+@functools.lru_cache(maxsize=None)
+def merge_gaussians() -> Derivation:
+    """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps by induction on t.  [DDPM eq. 4]
+
+    result: mean_coef = sqrt(alpha_bar_t), variance = 1 - alpha_bar_t, merged_variance (before
+    alpha_t alpha_bar_{t-1} is renamed alpha_bar_t).
+    """
+    d = Derivation("Merging Gaussians: q(x_t | x_0) from the one-step chain  [DDPM eq. 2, 4]")
+    a, b = sp.symbols("a b", positive=True)
+    e1, e2, eps_t, eps_prev = sp.symbols("epsilon_1 epsilon_2 epsilon_t epsilon_tm1", real=True)
+    d.names = {eps_prev: r"\epsilon_{t-1}", e1: r"e_1", e2: r"e_2"}
+
+    K = cumulant_gf(a) + cumulant_gf(b)
+    d.step("Cumulant generating functions of independent a e_1 and b e_2 (e_i ~ N(0,1)) add",
+           sp.Eq(sp.Function("K")(_u), K))
+    var_ab = sp.diff(K, _u, 2).subs(_u, 0)
+    d.step("The variance is K''(0): the sum a e_1 + b e_2 is N(0, a^2 + b^2)", sp.Eq(sp.Symbol("Var"), var_ab))
+    # a second route to the same rule: E[(a e1 + b e2)^2] with E[e_i^2] = 1, E[e1 e2] = 0
+    square = sp.Poly(sp.expand((a * e1 + b * e2) ** 2), e1, e2)
+    moments = {(2, 0): 1, (0, 2): 1, (1, 1): 0}
+    d.identity("Var by second moments equals Var by cumulants",
+               sum(c * moments[m] for m, c in square.terms()), var_ab)
+
+    step_kernel = sp.sqrt(alpha_t) * x_prev + sp.sqrt(1 - alpha_t) * eps_t
+    d.step("One step of the chain [DDPM eq. 2]", sp.Eq(x_t, step_kernel))
+    hypothesis = sp.sqrt(alpha_bar_prev) * x_0 + sp.sqrt(1 - alpha_bar_prev) * eps_prev
+    d.step("Induction hypothesis: q(x_{t-1} | x_0) [DDPM eq. 4 at t-1]", sp.Eq(x_prev, hypothesis))
+    x_t_expr = sp.expand(step_kernel.subs(x_prev, hypothesis))
+    d.step("Substitute", sp.Eq(x_t, sp.collect(x_t_expr, [x_0, eps_t, eps_prev])))
+
+    mean, merged = gaussian_moments(x_t_expr, [eps_t, eps_prev])
+    d.step("Merge the two noises: the variance is the sum of squared coefficients", sp.Eq(sp.Symbol("Var"), merged))
+    rename = {alpha_t: alpha_bar_t / alpha_bar_prev}  # alpha_bar_t = alpha_t alpha_bar_{t-1}
+    mean_coef = sp.powsimp(mean.coeff(x_0).subs(rename))
+    variance = sp.expand(merged.subs(rename))
+    d.step(r"With alpha_bar_t = alpha_t alpha_bar_{t-1}, x_t ~ N(sqrt(alpha_bar_t) x_0, 1 - alpha_bar_t) [DDPM eq. 4]",
+           sp.Eq(x_t, mean_coef * x_0 + sp.sqrt(variance) * sp.Symbol("epsilon")))
+
+    base = {alpha_bar_prev: 1}  # t = 1: alpha_bar_0 = 1, x_0 carries no noise
+    d.identity("Base case t = 1: one step gives N(sqrt(alpha_1) x_0, 1 - alpha_1)",
+               sp.Tuple(mean.coeff(x_0), merged).subs(base), sp.Tuple(sp.sqrt(alpha_t), 1 - alpha_t))
+    d.identity("Merged variance (1 - alpha_t) + alpha_t (1 - alpha_bar_{t-1}) = 1 - alpha_t alpha_bar_{t-1}",
+               merged, 1 - alpha_t * alpha_bar_prev)
+    d.identity("Mean coefficient sqrt(alpha_t) sqrt(alpha_bar_{t-1}) = sqrt(alpha_bar_t)", mean_coef, sp.sqrt(alpha_bar_t))
+    d.result.update(mean_coef=mean_coef, variance=variance, merged_variance=merged,
+                    q_mean=mean_coef * x_0, merge_rule=var_ab)
+    return d

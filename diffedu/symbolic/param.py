@@ -1,0 +1,62 @@
+"""Derivation 4: eps, x_0, v and the score in terms of one another, by solving the defining
+equations.  [DDPM eq. 4, Salimans & Ho §4, Song eq. 9]
+
+Here alpha_bar_t plays the role of `alpha_bar` in diffedu.param (any single time).
+"""
+from __future__ import annotations
+
+import functools
+
+import sympy as sp
+
+from ._core import SYMBOLS, Derivation, alpha_bar_t, eps, score, v, x_0, x_t
+from .posterior import log_normal
+
+
+@functools.lru_cache(maxsize=None)
+def parameterisations() -> Derivation:
+    """Solve x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps, v = sqrt(ab) eps - sqrt(1 - ab) x_0 and
+    score = -eps / sqrt(1 - ab) (derived from Tweedie) for each quantity in terms of another."""
+    ab = alpha_bar_t
+    d = Derivation("eps <-> x_0 <-> v <-> score  [DDPM eq. 4, Salimans & Ho §4, Song eq. 9]")
+    forward = sp.Eq(x_t, sp.sqrt(ab) * x_0 + sp.sqrt(1 - ab) * eps)
+    d.step("Forward process  [DDPM eq. 4]", forward)
+    velocity = sp.Eq(v, sp.sqrt(ab) * eps - sp.sqrt(1 - ab) * x_0)
+    d.step("Velocity  [Salimans & Ho §4]", velocity)
+
+    # Tweedie: grad log q(x_t) = E[grad_{x_t} log q(x_t | x_0) | x_t]; the conditional score is linear
+    # in eps, so the marginal score is the same expression with eps replaced by E[eps | x_t].
+    cond_score = sp.diff(log_normal(x_t, sp.sqrt(ab) * x_0, 1 - ab), x_t)
+    s_cond = sp.Symbol("s_cond")
+    d.names[s_cond] = r"\nabla_{x_t}\log q(x_t \mid x_0)"
+    d.step("Conditional score grad_{x_t} log q(x_t | x_0)", sp.Eq(s_cond, cond_score))
+    cond_score_eps = sp.simplify(cond_score.subs(x_t, forward.rhs))
+    d.step("At x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps it is linear in eps; Tweedie: score = E[that | x_t]  [Song eq. 9]",
+           sp.Eq(score, cond_score_eps))
+    tweedie = sp.Eq(score, cond_score_eps)
+
+    def solve(eqs, unknowns, target):
+        return sp.solve(eqs, unknowns, dict=True)[0][target]
+
+    r = dict(
+        x0_from_eps=solve([forward], [x_0], x_0),
+        eps_from_x0=solve([forward], [eps], eps),
+        v_from_eps=solve([forward, velocity], [v, x_0], v),
+        x0_from_v=sp.expand(solve([forward, velocity], [x_0, eps], x_0)),
+        eps_from_v=sp.expand(solve([forward, velocity], [x_0, eps], eps)),
+        score_from_eps=solve([tweedie], [score], score),
+        eps_from_score=solve([tweedie], [eps], eps),
+        x0_from_score=solve([forward, tweedie], [x_0, eps], x_0),
+    )
+    for name, expr in r.items():
+        target, source = name.split("_from_")
+        d.step(f"Solve for {target} given {source}", sp.Eq(SYMBOLS[target.replace("x0", "x_0")], expr))
+    d.identity("Round trip eps -> x_0 -> eps", r["eps_from_x0"].subs(x_0, r["x0_from_eps"]), eps)
+    d.identity("Round trip v -> (x_0, eps) -> v",
+               r["v_from_eps"].subs(eps, r["eps_from_v"]), v)
+    d.identity("x_0 from the score equals x_0 from eps at eps = eps_from_score",
+               r["x0_from_eps"].subs(eps, r["eps_from_score"]), r["x0_from_score"])
+    d.identity("v^2 + x_t^2 = x_0^2 + eps^2 (a rotation by the angle with cos = sqrt(ab))",
+               (velocity.rhs**2 + forward.rhs**2).expand(), (x_0**2 + eps**2))
+    d.result.update(r, v=r["v_from_eps"], score=r["score_from_eps"], tweedie_score=cond_score_eps)
+    return d
