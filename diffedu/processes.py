@@ -23,8 +23,11 @@ from ._ops import _is_sympy, exp, log, sqrt
 
 
 def _constant(value, name: str, lo: float):
-    """A process constant: a number > lo, or a sympy symbol (so `diffedu.symbolic` can pass one)."""
-    return value if _is_sympy(value) else check_number(value, name, lo=lo, lo_open=True)
+    """A process constant: a number > lo, or a sympy symbol or an array of values (so that
+    `diffedu.symbolic` can pass symbols, and its float checks arrays of random constants)."""
+    if _is_sympy(value) or hasattr(value, "shape"):
+        return value
+    return check_number(value, name, lo=lo, lo_open=True)
 
 
 class Process:
@@ -77,7 +80,7 @@ class VP(Process):
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
         self.beta_min = _constant(beta_min, "beta_min", 0)
-        self.beta_max = _constant(beta_max, "beta_max", 0 if _is_sympy(self.beta_min) else self.beta_min)
+        self.beta_max = _constant(beta_max, "beta_max", self.beta_min if isinstance(self.beta_min, float) else 0)
 
     @property
     def beta_d(self) -> float:
@@ -109,7 +112,7 @@ class VE(Process):
 
     def __init__(self, sigma_min: float = 0.02, sigma_max: float = 100.0):
         self.sigma_min = _constant(sigma_min, "sigma_min", 0)
-        self.sigma_max = _constant(sigma_max, "sigma_max", 0 if _is_sympy(self.sigma_min) else self.sigma_min)
+        self.sigma_max = _constant(sigma_max, "sigma_max", self.sigma_min if isinstance(self.sigma_min, float) else 0)
         self.t_min, self.t_max = self.sigma_min**2, self.sigma_max**2
 
     def s(self, t):
@@ -133,7 +136,7 @@ class EDM(Process):
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
         self.sigma_min = _constant(sigma_min, "sigma_min", 0)
-        self.sigma_max = _constant(sigma_max, "sigma_max", 0 if _is_sympy(self.sigma_min) else self.sigma_min)
+        self.sigma_max = _constant(sigma_max, "sigma_max", self.sigma_min if isinstance(self.sigma_min, float) else 0)
         self.t_min, self.t_max = self.sigma_min, self.sigma_max
 
     def s(self, t):

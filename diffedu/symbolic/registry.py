@@ -13,6 +13,7 @@ import inspect
 from typing import Any, Callable
 
 import numpy as np
+import sympy as sp
 import torch
 
 from .. import forward as F
@@ -35,6 +36,7 @@ class Pair:
     labels: tuple = ()
     ref: str = ""
     points: Callable[[int, int], dict] | None = None  # (n, seed) -> {symbol: array}; default sample_points
+    rtol: float | None = None  # a looser float tolerance where the reference itself loses digits (say why)
 
     @property
     def name(self) -> str:
@@ -96,6 +98,7 @@ def _tuple(x) -> tuple:
 def verify(pair: Pair, n: int = 200, rtol: float = 1e-12, seed: int = 0) -> list[str]:
     """Problems with a pair (empty when it holds): (a) derived - numeric(symbols) must reduce to 0;
     (b) lambdify(derived) must match numeric on float64 numpy arrays and torch tensors (relative rtol)."""
+    rtol = pair.rtol or rtol
     derived = [canonical(d) for d in _tuple(pair.derived())]
     symbolic = _tuple(pair.numeric(*pair.args))
     labels = pair.labels or tuple(f"[{i}]" for i in range(len(derived)))
@@ -135,3 +138,147 @@ def missing_pairs() -> list[str]:
     """Public functions of NUMERIC_MODULES with neither a pair nor a waiver."""
     paired = {p.name for p in PAIRS}
     return [f for m in NUMERIC_MODULES for f in public_functions(m) if f not in paired and f not in WAIVERS]
+
+
+# ---- EDM and the unified view: preconditioning, PF-ODE steps, estimate-then-correct ------------------
+from .. import precond as PC  # noqa: E402
+from ..samplers import edm as SE  # noqa: E402
+from ..samplers import estimate_correct as EC  # noqa: E402
+from . import precond as sym_precond  # noqa: E402
+from . import processes as sym_proc  # noqa: E402
+from . import unified as sym_unified  # noqa: E402
+
+NUMERIC_MODULES += ["diffedu.precond", "diffedu.samplers.edm", "diffedu.samplers.estimate_correct"]
+
+WAIVERS.update({
+    "diffedu.precond.c_noise": "EDM's empirical noise label ln(sigma)/4 [EDM Tab. 1]: a choice, not a consequence",
+    "diffedu.precond.edm_loss": "a Monte Carlo objective over a network, not a closed form",
+    "diffedu.precond.denoiser_from_eps": "adapter: x_t = x sqrt(alpha_bar), D = x - sigma eps; tested in tests/test_edm.py",
+    "diffedu.precond.eps_from_denoiser": "adapter, the inverse of denoiser_from_eps; tested in tests/test_mixture.py",
+    "diffedu.samplers.edm.karras_sigmas": "a chosen grid [EDM eq. 5]; tested against diffusers in tests/peers",
+    "diffedu.samplers.edm.check_sigmas": "input validation",
+    "diffedu.samplers.edm.churn_gamma": "EDM's heuristic gamma_i [EDM Alg. 2 l. 4], a choice, not derived",
+    "diffedu.samplers.edm.sample_edm": "the loop over euler_step / heun_step (paired)",
+    "diffedu.samplers.edm.sample_pf_ode": "the loop over Process.ode_coefs (paired in METHOD_PAIRS)",
+    "diffedu.samplers.estimate_correct.sample_estimate_correct": "the loop over partial_noise (paired) and F",
+    "diffedu.samplers.estimate_correct.sigma_tilde_for_eta": "ddim_sigma and sigma_tilde_from_ddim_sigma (both paired) along a grid",
+    "diffedu.samplers.estimate_correct.x0_model_from_eps": "adapter around param.x0_from_eps (paired)",
+})
+
+sig_n, sig_next_n, x_e, D_n, D_next, d_in = sp.symbols("sigma_i sigma_i1 x_e D_i D_i1 d_i",
+                                                           real=True)
+_sd = sym_precond.sigma_data
+
+
+def _log_uniform(rng, lo, hi, n):
+    return np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+
+
+def _points_noise(n, seed):
+    """Noise levels across EDM's range: sigma in [0.002, 80], sigma_data in [0.1, 2], states ~ N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    s1 = _log_uniform(rng, 0.002, 80, n)
+    return {sym_precond.sigma_n: s1, _sd: rng.uniform(0.1, 2, n), sig_n: s1.copy(), sig_next_n: s1 * rng.uniform(0.05, 0.95, n),
+            x_e: rng.standard_normal(n), D_n: rng.standard_normal(n), D_next: rng.standard_normal(n),
+            d_in: rng.standard_normal(n), sym_proc.x: rng.standard_normal(n)}
+
+
+def _points_unified(n, seed):
+    """0 < alpha_bar_prev < 1, 0 < sigma_tilde < 1, noises ~ N(0, 1)."""
+    pts = sample_points({alpha_bar_prev, sigma}, n, seed)
+    rng = np.random.default_rng(seed + 1)
+    pts.update({sym_unified.sigma_tilde: rng.uniform(0.01, 0.99, n), sym_unified.e: rng.standard_normal(n),
+                sym_unified.z: rng.standard_normal(n)})
+    return pts
+
+
+def _ode_step(key_sigma, x_, D_):
+    """The EDM-family PF-ODE slope a x - b D at noise level key_sigma (t = sigma when s = 1)."""
+    a = sym_proc.pf_ode().result["EDM.a"].subs(sym_proc.t, key_sigma)
+    b = sym_proc.pf_ode().result["EDM.b"].subs(sym_proc.t, key_sigma)
+    return a * x_ - b * D_
+
+
+PAIRS += [
+    Pair(PC.edm_scalings, lambda: tuple(sym_precond.edm_preconditioning().result[k] for k in ("c_skip", "c_out", "c_in")),
+         (sym_precond.sigma_n, _sd), ("c_skip", "c_out", "c_in"), "[EDM App. B.6]", _points_noise),
+    Pair(PC.edm_loss_weight, lambda: sym_precond.edm_preconditioning().result["weight"], (sym_precond.sigma_n, _sd),
+         ref="[EDM Tab. 1]", points=_points_noise),
+    # Euler: x + (sigma_next - sigma) * slope, the slope from the derived PF-ODE of s = 1, sigma = t
+    Pair(SE.euler_step, lambda: sym_proc.x + (sig_next_n - sig_n) * _ode_step(sig_n, sym_proc.x, D_n),
+         (sym_proc.x, D_n, sig_n, sig_next_n), ref="[EDM Alg. 1 l. 5]", points=_points_noise),
+    # Heun: the trapezoid rule with the slope d at the start and the derived slope at the Euler prediction
+    Pair(SE.heun_step, lambda: sym_proc.x + (sig_next_n - sig_n) * (d_in + _ode_step(sig_next_n, x_e, D_next)) / 2,
+         (sym_proc.x, d_in, x_e, D_next, sig_n, sig_next_n), ref="[EDM Alg. 1 l. 9-11]", points=_points_noise),
+    Pair(EC.ddim_sigma_from_sigma_tilde, lambda: sym_unified.corrections_keep_the_marginal().result["sigma"],
+         (alpha_bar_prev, sym_unified.sigma_tilde), ref="[UDM eq. 13]", points=_points_unified),
+    Pair(EC.sigma_tilde_from_ddim_sigma, lambda: sym_unified.corrections_keep_the_marginal().result["sigma_tilde"],
+         (alpha_bar_prev, sigma), ref="[UDM eq. 13]", points=_points_unified),
+    Pair(EC.partial_noise, lambda: sym_unified.corrections_keep_the_marginal().result["noise"],
+         (sym_unified.e, sym_unified.z, sym_unified.sigma_tilde), ref="[UDM eq. 13]", points=_points_unified),
+]
+
+
+# ---- methods of the Process classes: s, sigma, their derivatives, f, g, the PF-ODE, sigma_inv ----------
+def _points_process(name):
+    def points(n, seed):
+        rng = np.random.default_rng(seed)
+        lo, hi = {"VP": (1e-3, 1.0), "VE": (1e-3, 100.0), "EDM": (1e-3, 80.0), "FlowMatching": (0.01, 0.99)}[name]
+        bmin = rng.uniform(0.05, 1.0, n)
+        return {sym_proc.t: _log_uniform(rng, lo, hi, n) if name != "FlowMatching" else rng.uniform(lo, hi, n),
+                sym_proc.beta_min: bmin, sym_proc.beta_max: bmin + rng.uniform(1.0, 30.0, n)}
+    return points
+
+
+def _method_pairs() -> list:
+    """Pairs for every method of every Process, called as numeric(t, beta_min, beta_max): the process is
+    built with those constants (VP uses them; VE, EDM, FlowMatching have none that enter these methods)."""
+    from .. import processes as PR
+
+    t, bmin, bmax = sym_proc.t, sym_proc.beta_min, sym_proc.beta_max
+    sigma_sym = sp.Symbol("sigma_level", positive=True)
+    make = {"VP": PR.VP, "VE": lambda a, b: PR.VE(), "EDM": lambda a, b: PR.EDM(), "FlowMatching": lambda a, b: PR.FlowMatching()}
+    sde, ode = sym_proc.sde_from_s_sigma, sym_proc.pf_ode
+    pairs = []
+    for name, build in make.items():
+        s_fam, sigma_fam = sym_proc.FAMILIES[name]
+        pts = _points_process(name)
+        derived = {
+            "s": lambda s_fam=s_fam: s_fam, "sigma": lambda sigma_fam=sigma_fam: sigma_fam,
+            "s_dot": lambda s_fam=s_fam: sp.diff(s_fam, t), "sigma_dot": lambda sigma_fam=sigma_fam: sp.diff(sigma_fam, t),
+            "f": lambda name=name: sde().result[f"{name}.f"], "g": lambda name=name: sde().result[f"{name}.g"],
+            "ode_coefs": lambda name=name: (ode().result[f"{name}.a"], ode().result[f"{name}.b"]),
+        }
+        for method, fn in derived.items():
+            def numeric(t_, b0, b1, build=build, method=method):
+                return getattr(build(b0, b1), method)(t_)
+            numeric.__qualname__ = f"{name}.{method}"
+            numeric.__module__ = "diffedu.processes"
+            # VP's a = sigma'/sigma + s'/s cancels to ~1e-5 at t -> 1: both sides lose ~5 digits there
+            rtol = 1e-9 if (name, method) == ("VP", "ode_coefs") else None
+            pairs.append(Pair(numeric, fn, (t, bmin, bmax), ref="[EDM Tab. 1, eq. 4, 28, 34]", points=pts, rtol=rtol))
+
+        def inverse(sigma_fam=sigma_fam):
+            roots = sp.solve(sp.Eq(sigma_fam, sigma_sym), t)
+            at = {sigma_sym: 1.0, bmin: 0.1, bmax: 20.0}
+            return next(r for r in roots if float(r.subs(at)) > 0)  # time is positive
+
+        def numeric_inv(s_, b0, b1, build=build):
+            return build(b0, b1).sigma_inv(s_)
+        numeric_inv.__qualname__ = f"{name}.sigma_inv"
+        numeric_inv.__module__ = "diffedu.processes"
+        pairs.append(Pair(numeric_inv, inverse, (sigma_sym, bmin, bmax), ref="[solve sigma(t) = sigma for t]",
+                          points=_inverse_points(build, sigma_sym, pts)))
+    return pairs
+
+
+def _inverse_points(build, sigma_sym, pts):
+    """The process's own t points mapped through sigma(t), so sigma_inv is tested where it is used."""
+    def points(n, seed):
+        p = pts(n, seed)
+        p[sigma_sym] = np.asarray(build(p[sym_proc.beta_min], p[sym_proc.beta_max]).sigma(p[sym_proc.t]), dtype=np.float64) * np.ones(n)
+        return p
+    return points
+
+
+METHOD_PAIRS = _method_pairs
