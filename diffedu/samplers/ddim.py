@@ -41,6 +41,9 @@ def ddim_timesteps(T: int, steps: int, spacing: str = "leading") -> torch.Tensor
     elif spacing == "trailing":
         # numpy's float arithmetic, as diffusers uses it, so that near-half-way cases round alike
         ts = np.round(np.arange(T, 0, -T / steps)).astype(np.int64).tolist()
+        # float round-off can leave one extra value near 0 in arange (e.g. T = 1000, steps = 61,
+        # where diffusers then yields timestep -1); the grid has exactly `steps` times >= 1
+        ts = ts[:steps]
     else:
         ts = (np.linspace(0, T - 1, steps).round()[::-1].astype(np.int64) + 1).tolist()
     return torch.tensor(ts + [0], dtype=torch.long)

@@ -88,9 +88,18 @@ def test_ddim_matches_diffusers(sched, eta, spacing, steps):
 @pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
 def test_grids_match_diffusers_timesteps_for_every_step_count(spacing):
     sch = DDIMScheduler(num_train_timesteps=T, timestep_spacing=spacing, steps_offset=0)
+    broken = []
     for steps in range(1, T + 1):
         sch.set_timesteps(steps)
-        assert d.ddim_timesteps(T, steps, spacing)[:-1].tolist() == (sch.timesteps + 1).tolist(), steps
+        theirs = (sch.timesteps + 1).tolist()
+        if len(theirs) != steps:
+            # float round-off in np.arange leaves an extra timestep -1 (paper time 0) for some
+            # trailing grids (e.g. steps = 61); diffedu keeps exactly `steps` times >= 1
+            assert spacing == "trailing" and theirs[-1] == 0 and len(theirs) == steps + 1, steps
+            broken.append(steps)
+            theirs = theirs[:steps]
+        assert d.ddim_timesteps(T, steps, spacing)[:-1].tolist() == theirs, steps
+    assert spacing == "trailing" or not broken, broken  # 62 of 1000 trailing grids, measured
 
 
 @pytest.mark.parametrize("spacing, steps", [("linspace", 10), ("trailing", 3), ("trailing", 30)])
