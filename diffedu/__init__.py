@@ -14,7 +14,7 @@ from .precond import Denoiser, c_noise, denoiser_from_eps, edm_loss, edm_scaling
 from .processes import EDM, VE, VP, FlowMatching, Process
 from .samplers import (Blur, Degradation, GaussianForward, Mask, ddim_step, ddim_timesteps, ddpm_sigmas, ddpm_step,
                        karras_sigmas, sample_ddim, sample_ddpm, sample_edm, sample_estimate_correct, sample_pf_ode,
-                       sigma_tilde_for_eta, x0_model_from_eps)
+                       sigma_tilde_for_eta, x0_loss, x0_model_from_eps)
 from .schedules import Schedule, cosine_betas, linear_betas, sigmoid_betas
 from .trajectory import NoiseStream, Trajectory
 
@@ -35,5 +35,5 @@ __all__ = [
     "edm_scalings", "c_noise", "Denoiser", "edm_loss", "denoiser_from_eps", "eps_from_denoiser",
     "karras_sigmas", "sample_edm", "sample_pf_ode",
     "sample_estimate_correct", "GaussianForward", "Degradation", "Blur", "Mask", "sigma_tilde_for_eta",
-    "x0_model_from_eps",
+    "x0_model_from_eps", "x0_loss",
 ]

@@ -179,6 +179,24 @@ def sample_estimate_correct(x0_model, forward, ts, x_T: torch.Tensor, correction
     return run(x_T, ts, step, record)
 
 
+def x0_loss(x0_model, forward, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """E_{t, eps} ||x0_model(F_t(x_0, eps), t) - x_0||^2 with t uniform in 1..T: training the estimate.  [UDM eq. 5]
+
+    Works for a Degradation (no noise: x_t = A_t(x_0)) and for a GaussianForward (x0-prediction).
+    """
+    if x0.dim() < 2:
+        raise ValueError(f"x0 must have a batch dimension, got shape {tuple(x0.shape)}")
+    B = x0.shape[0]
+    t = torch.randint(1, forward.T + 1, (B,), generator=generator)
+    x_t = torch.empty_like(x0)
+    for tt in t.unique().tolist():
+        idx = (t == tt).nonzero().squeeze(1)
+        eps = torch.randn(x0[idx].shape, generator=generator, dtype=x0.dtype) if forward.stochastic else None
+        x_t[idx] = forward.F(x0[idx], eps, tt)
+    pred = check_model_output(x0_model(x_t, t.to(x0.device)), x0, "x0_model")
+    return ((pred - x0) ** 2).mean()
+
+
 def sigma_tilde_for_eta(sched: Schedule, ts, eta: float) -> list[float]:
     """Per-step sigma_tilde that makes "partial" take exactly DDIM(eta)'s steps on the grid ts.  [DDIM eq. 16]"""
     from ..posterior import ddim_sigma

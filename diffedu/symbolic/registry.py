@@ -163,6 +163,7 @@ WAIVERS.update({
     "diffedu.samplers.estimate_correct.sample_estimate_correct": "the loop over partial_noise (paired) and F",
     "diffedu.samplers.estimate_correct.sigma_tilde_for_eta": "ddim_sigma and sigma_tilde_from_ddim_sigma (both paired) along a grid",
     "diffedu.samplers.estimate_correct.x0_model_from_eps": "adapter around param.x0_from_eps (paired)",
+    "diffedu.samplers.estimate_correct.x0_loss": "a Monte Carlo objective over a network, not a closed form",
 })
 
 sig_n, sig_next_n, x_e, D_n, D_next, d_in = sp.symbols("sigma_i sigma_i1 x_e D_i D_i1 d_i",

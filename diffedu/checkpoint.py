@@ -1,0 +1,181 @@
+"""Checkpoints (to resume training) and exported models (to ship), and `Trained`, what loading returns.
+
+A checkpoint (`.pt`, torch.save) holds the weights, the EMA weights, the optimiser state, the step,
+every RNG state, the schedule's betas, the model config and the objective; it is written to a
+temporary file and moved into place with os.replace, so a run killed mid-write leaves the last
+complete checkpoint intact.  Loading uses `torch.load(weights_only=True)`: no pickled code runs.
+An exported model (`.safetensors`) holds only the EMA weights (fp16 or fp32) plus the same
+metadata: what `assets/` ships.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .schedules import Schedule
+
+FORMAT = "diffedu-checkpoint"
+VERSION = 1
+REQUIRED = ("format", "version", "model", "ema", "optimizer", "step", "rng", "betas", "model_config",
+            "objective", "sigma_data", "meta")
+
+
+def save_checkpoint(path, *, model: nn.Module, ema: nn.Module, optimizer, step: int, objective: str,
+                    betas=None, sigma_data: float = 0.5, rng: dict | None = None, meta: dict | None = None,
+                    **extra) -> None:
+    """Write a training checkpoint atomically (tmp file in the same folder, fsync, os.replace)."""
+    path = Path(path)
+    state = dict(format=FORMAT, version=VERSION, model=model.state_dict(), ema=ema.state_dict(),
+                 optimizer=optimizer.state_dict(), step=int(step), rng=rng or {},
+                 betas=None if betas is None else torch.as_tensor(betas, dtype=torch.float64).cpu(),
+                 model_config=dict(model.config), objective=objective, sigma_data=float(sigma_data),
+                 meta=meta or {}, **extra)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def config_diff(saved: dict, wanted: dict) -> list[str]:
+    """'key: checkpoint A, requested B' for every key where two model configs differ."""
+    keys = sorted(set(saved) | set(wanted))
+    return [f"{k}: checkpoint {saved.get(k)!r}, requested {wanted.get(k)!r}" for k in keys if saved.get(k) != wanted.get(k)]
+
+
+def load_checkpoint(path, model_config: dict | None = None, device="cpu") -> dict:
+    """Read a checkpoint written by `save_checkpoint`; ValueError naming the file if it is missing,
+    truncated, corrupt, not a diffedu checkpoint, or holds a model whose config differs from `model_config`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # zip errors, unpickling errors, EOF: all mean "not a readable checkpoint"
+        raise ValueError(f"checkpoint {str(path)!r} is truncated or corrupt (torch.load failed: "
+                         f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise ValueError(f"{str(path)!r} is not a diffedu training checkpoint (no format tag {FORMAT!r})")
+    missing = [k for k in REQUIRED if k not in ck]
+    if missing:
+        raise ValueError(f"checkpoint {str(path)!r} is incomplete: missing {', '.join(missing)}")
+    if ck["version"] != VERSION:
+        raise ValueError(f"checkpoint {str(path)!r} has format version {ck['version']}, this diffedu reads {VERSION}")
+    if model_config is not None and dict(ck["model_config"]) != dict(model_config):
+        raise ValueError(f"checkpoint {str(path)!r} holds a different model: "
+                         + "; ".join(config_diff(dict(ck["model_config"]), dict(model_config))))
+    return ck
+
+
+@dataclass
+class Trained:
+    """A trained network and what is needed to sample from it.
+
+    model       the network (EMA weights, eval mode): eps_model(x_t, t) or EDM's F(c_in x, c_noise)
+    objective   "eps" or "edm"
+    sched       the DDPM Schedule it was trained on (eps), or None (edm)
+    sigma_data  EDM's sigma_data (edm)
+    shape       the shape of one sample, e.g. [1, 8, 8] or [2]
+    meta        data name, step, training arguments
+    """
+
+    model: nn.Module
+    objective: str
+    sched: Schedule | None
+    sigma_data: float = 0.5
+    shape: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def denoiser(self):
+        """D(x, sigma) for either objective: EDM's Denoiser, or the eps-model seen as one.  [EDM Tab. 1]"""
+        from .precond import Denoiser, denoiser_from_eps
+
+        if self.objective == "edm":
+            return Denoiser(self.model, self.sigma_data)
+        return denoiser_from_eps(self.model, self.sched)
+
+    def eps_model(self, sched: Schedule | None = None):
+        """eps_model(x_t, t) on a discrete schedule: the network itself (eps), or derived from D (edm)."""
+        if self.objective == "eps":
+            return self.model
+        from .precond import eps_from_denoiser
+        from .schedules import linear_betas
+
+        return eps_from_denoiser(self.denoiser(), sched or Schedule(linear_betas(1000)))
+
+    @torch.no_grad()
+    def sample(self, n: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0,
+               generator: torch.Generator | None = None, record: bool = False):
+        """n samples (on the CPU).  See `diffedu.sampling.generate` for the samplers."""
+        from .sampling import generate
+
+        return generate(self, n, sampler=sampler, steps=steps, eta=eta, generator=generator, record=record).x.cpu()
+
+
+def export_model(ckpt_path, out_path, dtype: str = "float32") -> Path:
+    """Write the EMA weights of a training checkpoint (cast to `dtype`) and its metadata as .safetensors."""
+    from safetensors.torch import save_file
+
+    ck = load_checkpoint(ckpt_path)
+    dt = {"float32": torch.float32, "float16": torch.float16}[dtype]
+    tensors = {f"ema.{k}": v.to(dt) if v.is_floating_point() else v for k, v in ck["ema"].items()}
+    if ck["betas"] is not None:
+        tensors["schedule.betas"] = ck["betas"]
+    meta = {"format": "diffedu-model", "version": str(VERSION), "model_config": json.dumps(ck["model_config"]),
+            "objective": ck["objective"], "sigma_data": repr(ck["sigma_data"]),
+            "meta": json.dumps(dict(ck["meta"], step=ck["step"]))}
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def load_model(path, device="cpu", ema: bool = True) -> Trained:
+    """A Trained model from a training checkpoint (.pt, EMA weights unless ema=False) or an export (.safetensors)."""
+    from .models import build_model
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        config, objective, sigma_data, meta, weights, betas = _read_export(path)
+    else:
+        ck = load_checkpoint(path)
+        config, objective, sigma_data = dict(ck["model_config"]), ck["objective"], ck["sigma_data"]
+        meta, weights, betas = dict(ck["meta"], step=ck["step"]), ck["ema" if ema else "model"], ck["betas"]
+    model = build_model(config)
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    except RuntimeError as err:
+        raise ValueError(f"{str(path)!r}: weights do not fit a model with config {config}: {err}") from None
+    model.to(device).eval().requires_grad_(False)
+    sched = Schedule(betas) if betas is not None else None
+    return Trained(model, objective, sched, sigma_data, list(meta.get("shape", [])), meta)
+
+
+def _read_export(path: Path):
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ValueError(f"model file {str(path)!r} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            md = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:
+        raise ValueError(f"model file {str(path)!r} is truncated or corrupt ({type(err).__name__}: {err})") from None
+    if md.get("format") != "diffedu-model":
+        raise ValueError(f"{str(path)!r} is not a diffedu model export (no format tag 'diffedu-model')")
+    weights = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    return (json.loads(md["model_config"]), md["objective"], float(md["sigma_data"]), json.loads(md["meta"]),
+            weights, tensors.get("schedule.betas"))

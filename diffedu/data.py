@@ -1,0 +1,180 @@
+"""Data that needs no download: 2-D toy sets, scikit-learn's handwritten digits, any folder of images.
+
+Everything returns torch tensors (float32) or a torch Dataset; images are (N, C, H, W) in [-1, 1].
+Every toy set takes a `seed` (default 0), so the same call gives the same points.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ._checks import check_choice, check_int, check_number
+
+# ---------------------------------------------------------------------------------------------
+# 2-D toy sets.  Each is scaled to roughly unit standard deviation per coordinate.
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+def two_moons(n: int = 10000, noise: float = 0.05, seed: int = 0) -> torch.Tensor:
+    """Two interleaved half circles (as scikit-learn's make_moons), centred and scaled; (n, 2)."""
+    n = check_int(n, "n", lo=1)
+    g = _gen(seed)
+    upper = torch.rand(n, generator=g) < 0.5
+    theta = torch.rand(n, generator=g) * math.pi
+    x = torch.where(upper, theta.cos(), 1 - theta.cos())
+    y = torch.where(upper, theta.sin(), 0.5 - theta.sin())
+    pts = torch.stack([x, y], 1) + noise * torch.randn(n, 2, generator=g)
+    return ((pts - torch.tensor([0.5, 0.25])) / torch.tensor([0.87, 0.5])).float()
+
+
+def swiss_roll(n: int = 10000, noise: float = 0.05, seed: int = 0) -> torch.Tensor:
+    """The 2-D swiss roll: t in [1.5 pi, 4.5 pi], (t cos t, t sin t) / 7.5, plus noise; (n, 2)."""
+    n = check_int(n, "n", lo=1)
+    g = _gen(seed)
+    t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=g))
+    pts = torch.stack([t * t.cos(), t * t.sin()], 1) / 7.5
+    return (pts + noise * torch.randn(n, 2, generator=g)).float()
+
+
+def checkerboard(n: int = 10000, seed: int = 0) -> torch.Tensor:
+    """Uniform points on the black squares of a 4x4 checkerboard on [-2, 2]^2; (n, 2)."""
+    n = check_int(n, "n", lo=1)
+    g = _gen(seed)
+    x = 4 * torch.rand(n, generator=g) - 2
+    # pick one of two squares per column, shifted so that the squares alternate
+    y = torch.rand(n, generator=g) - torch.randint(0, 2, (n,), generator=g) * 2.0
+    y = y + (torch.floor(x) % 2)
+    return torch.stack([x, y], 1).float()
+
+
+def eight_gaussians(n: int = 10000, seed: int = 0) -> torch.Tensor:
+    """n exact samples of `GaussianMixture.eight_gaussians()` (radius 2, std 0.1); (n, 2)."""
+    from .models.analytic import GaussianMixture
+
+    return GaussianMixture.eight_gaussians().sample(check_int(n, "n", lo=1), generator=_gen(seed)).float()
+
+
+TOY_SETS = {"moons": two_moons, "swissroll": swiss_roll, "checkerboard": checkerboard, "mixture": eight_gaussians}
+
+
+def toy_2d(name: str, n: int = 10000, seed: int = 0) -> torch.Tensor:
+    """One of the 2-D toy sets by name: "moons", "swissroll", "checkerboard", "mixture" (eight Gaussians)."""
+    check_choice(name, "name", tuple(TOY_SETS))
+    return TOY_SETS[name](n=n, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# scikit-learn's digits: 1797 images, 8x8, grey levels 0..16 (UCI "optical recognition of
+# handwritten digits", bundled inside the scikit-learn package, so nothing is downloaded).
+
+
+def _digits_file() -> Path:
+    """The CSV that scikit-learn's load_digits reads, found without importing scikit-learn (fast)."""
+    spec = importlib.util.find_spec("sklearn")
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+    if path is None or not path.is_file():
+        raise ValueError("the digits data ship with scikit-learn, which is not installed here: pip install scikit-learn")
+    return path
+
+
+def digits(size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels): images (1797, 1, size, size) float32 in [-1, 1], labels (1797,) LongTensor 0..9.
+
+    Grey level v in 0..16 maps to v / 8 - 1 (0 -> -1 background, 16 -> +1 ink).  size = 8 keeps the
+    original pixels; any other size is bilinear interpolation of those pixels (torch
+    `F.interpolate(mode="bilinear", align_corners=False)`, antialiased when shrinking), so 16x16
+    holds no more detail than 8x8, only smoother edges that read better as pictures.
+    """
+    size = check_int(size, "size", lo=2)
+    with gzip.open(_digits_file(), "rt") as f:
+        data = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    images = torch.from_numpy(data[:, :64]).reshape(-1, 1, 8, 8) / 8 - 1
+    labels = torch.from_numpy(data[:, 64]).long()
+    if size != 8:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                               antialias=size < 8).clamp(-1, 1)
+    return images.contiguous(), labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Any folder of images.
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+class ImageFolder(Dataset):
+    """Every PNG/JPEG under `path` (recursively, sorted), resized and centre-cropped to size x size.
+
+    The shorter side is resized to `size` (bicubic, antialiased), then the centre square is cut.
+    channels = 3 gives RGB, 1 gives grey (ITU-R 601 luma, Pillow's "L").  Items are float32
+    tensors (channels, size, size) in [-1, 1].  A missing or empty folder raises ValueError at
+    construction, an unreadable file when it is loaded, each naming the path.
+    """
+
+    def __init__(self, path, size: int = 32, channels: int = 3):
+        self.root = Path(path)
+        self.size = check_int(size, "size", lo=1)
+        self.channels = check_choice(channels, "channels", (1, 3))
+        if not self.root.exists():
+            raise ValueError(f"image folder {str(self.root)!r} does not exist")
+        if not self.root.is_dir():
+            raise ValueError(f"{str(self.root)!r} is not a folder; pass a folder of PNG/JPEG images")
+        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not self.files:
+            raise ValueError(f"image folder {str(self.root)!r} holds no PNG or JPEG files (searched recursively)")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from PIL import Image, UnidentifiedImageError
+
+        path = self.files[i]
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB" if self.channels == 3 else "L")
+                w, h = im.size
+                scale = self.size / min(w, h)
+                new = (max(self.size, round(w * scale)), max(self.size, round(h * scale)))
+                im = im.resize(new, Image.Resampling.BICUBIC, reducing_gap=None)
+                left, top = (new[0] - self.size) // 2, (new[1] - self.size) // 2
+                im = im.crop((left, top, left + self.size, top + self.size))
+                arr = np.asarray(im, dtype=np.float32)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+            raise ValueError(f"cannot read image file {str(path)!r}: {err}") from None
+        arr = arr[:, :, None] if arr.ndim == 2 else arr
+        return torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1
+
+    def tensor(self, progress: bool = False) -> torch.Tensor:
+        """All images as one (N, channels, size, size) tensor (what the training loop takes)."""
+        it = range(len(self))
+        if progress:
+            from tqdm.auto import tqdm
+            it = tqdm(it, desc=f"loading {self.root}")
+        return torch.stack([self[i] for i in it])
+
+
+def load_training_data(name: str, size: int = 16, channels: int = 3, n: int = 10000, seed: int = 0) -> torch.Tensor:
+    """What `python -m diffedu train --data NAME` trains on: a toy-set name, "digits", or a folder path."""
+    if name in TOY_SETS:
+        return toy_2d(name, n=n, seed=seed)
+    if name == "digits":
+        return digits(size)[0]
+    return ImageFolder(name, size, channels).tensor(progress=True)
+
+
+def check_unit_range(x: torch.Tensor, name: str = "images") -> None:
+    """Images must lie in [-1, 1] (what the models are trained on)."""
+    lo, hi = float(x.min()), float(x.max())
+    check_number(lo, f"min of {name}", lo=-1.0001)
+    check_number(hi, f"max of {name}", hi=1.0001)

@@ -1,0 +1,29 @@
+"""Networks: `MLP` (2-D data), `UNet` (images), `DigitClassifier` (features for the digits metrics),
+and `GaussianMixture` (the exact denoiser of a mixture, no training).
+
+Every trainable network carries a `.config` dict; `build_model(config)` rebuilds it, which is
+how checkpoints and the shipped assets restore a model.
+"""
+from __future__ import annotations
+
+from .analytic import GaussianMixture
+from .classifier import DigitClassifier
+from .mlp import MLP
+from .unet import UNet
+
+KINDS = {"mlp": MLP, "unet": UNet, "classifier": DigitClassifier}
+
+
+def build_model(config: dict):
+    """A fresh (untrained) network from a `.config` dict: {"kind": "mlp" | "unet" | "classifier", **kwargs}."""
+    if not isinstance(config, dict) or config.get("kind") not in KINDS:
+        kind = config.get("kind") if isinstance(config, dict) else config
+        raise ValueError(f"model config must be a dict with 'kind' one of {sorted(KINDS)}, got {kind!r}")
+    kwargs = {k: v for k, v in config.items() if k != "kind"}
+    try:
+        return KINDS[config["kind"]](**kwargs)
+    except TypeError as err:
+        raise ValueError(f"cannot build a {config['kind']!r} from config {config}: {err}") from None
+
+
+__all__ = ["MLP", "UNet", "DigitClassifier", "GaussianMixture", "build_model"]
