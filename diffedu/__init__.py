@@ -10,9 +10,11 @@ from .param import (eps_from_score, eps_from_v, eps_from_x0, score_from_eps, v_f
 from .posterior import (ddim_mean_coefs, ddim_sigma, ddim_step_coefs, posterior_mean_coefs,
                         posterior_mean_eps_coefs, posterior_variance, vlb_weight)
 from .models.analytic import GaussianMixture
+from .models.mlp import MLP
+from .models.unet import UNet
 from .precond import Denoiser, c_noise, denoiser_from_eps, edm_loss, edm_scalings, eps_from_denoiser
 from .processes import EDM, VE, VP, FlowMatching, Process
-from .samplers import (Blur, Degradation, GaussianForward, Mask, ddim_step, ddim_timesteps, ddpm_sigmas, ddpm_step,
+from .samplers import (Blur, Degradation, GaussianForward, Mask, ddim_invert, ddim_step, ddim_timesteps, ddpm_sigmas, ddpm_step,
                        karras_sigmas, sample_ddim, sample_ddpm, sample_edm, sample_estimate_correct, sample_pf_ode,
                        sigma_tilde_for_eta, x0_loss, x0_model_from_eps)
 from .schedules import Schedule, cosine_betas, linear_betas, sigmoid_betas
@@ -29,8 +31,9 @@ __all__ = [
     "eps_from_score", "x0_from_score",
     "l_simple", "vlb_weights",
     "Trajectory", "NoiseStream",
-    "sample_ddpm", "sample_ddim", "ddpm_step", "ddim_step", "ddpm_sigmas", "ddim_timesteps",
+    "sample_ddpm", "sample_ddim", "ddim_invert", "ddpm_step", "ddim_step", "ddpm_sigmas", "ddim_timesteps",
     "GaussianMixture",
+    "MLP", "UNet",
     "Process", "VP", "VE", "EDM", "FlowMatching",
     "edm_scalings", "c_noise", "Denoiser", "edm_loss", "denoiser_from_eps", "eps_from_denoiser",
     "karras_sigmas", "sample_edm", "sample_pf_ode",

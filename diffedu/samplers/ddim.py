@@ -106,3 +106,27 @@ def sample_ddim(eps_model, sched: Schedule, x_T: torch.Tensor, steps: int = 50, 
         return x0_hat, x_prev, 1
 
     return run(x_T, ts, step, record)
+
+
+def ddim_invert(eps_model, sched: Schedule, x0: torch.Tensor, steps: int = 50, spacing: str = "leading",
+                record: bool = True) -> Trajectory:
+    """DDIM inversion: run the deterministic update upwards, from x_0 to x_T.  [DDIM §4.3, eq. 12 with sigma = 0]
+
+    Because eta = 0 DDIM is an Euler discretisation of an ODE, the same update taken from t_i to
+    the next larger grid time t_{i+1} encodes x_0 into a noise x_T from which `sample_ddim` (same
+    steps and spacing) decodes it back, up to the discretisation error.  eps_hat is evaluated at
+    the current time (at t = 0, where eps is undefined, at the first grid time).
+    """
+    check_start(x0, "x0")
+    steps = check_int(steps, "steps", lo=1, hi=sched.T)
+    ts = ddim_timesteps(sched.T, steps, spacing).flip(0)  # 0, t_1, ..., t_n
+    ab = sched.alpha_bar[ts].tolist()
+    t_vecs = model_times(torch.cat([ts[1:2], ts[1:-1]]), x0)
+
+    def step(i, x):
+        eps_hat = check_model_output(eps_model(x, t_vecs[i]), x)
+        x0_hat = x if i == 0 else x0_from_eps(x, eps_hat, ab[i])  # at t = 0 the state is x_0 itself
+        coef_x0, coef_eps = ddim_step_coefs(ab[i], ab[i + 1], 0.0)
+        return x0_hat, coef_x0 * x0_hat + coef_eps * eps_hat, 1
+
+    return run(x0, ts, step, record)
