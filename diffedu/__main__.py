@@ -128,6 +128,7 @@ def cmd_train(a) -> None:
         torch.set_num_threads(a.threads)
     size = a.size or (8 if a.data == "digits" else 32)
     data = load_training_data(a.data, size=size, channels=a.channels, n=a.n_points, seed=a.seed)
+    torch.manual_seed(a.seed)  # the initial weights
     if a.data in TOY_SETS:
         model = MLP(dim=data.shape[1], hidden=a.hidden, depth=a.depth)
     else:

@@ -138,8 +138,16 @@ def export_model(ckpt_path, out_path, dtype: str = "float32") -> Path:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
-    os.replace(tmp, out_path)
+    publish(tmp, out_path)
     return out_path
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Give a finished temporary file the usual permissions (0666 less the umask) and move it into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
 
 
 def load_model(path, device="cpu", ema: bool = True) -> Trained:

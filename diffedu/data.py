@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ._checks import check_choice, check_int, check_number
+from ._checks import check_choice, check_int
 
 # ---------------------------------------------------------------------------------------------
 # 2-D toy sets.  Each is scaled to roughly unit standard deviation per coordinate.
@@ -172,9 +172,3 @@ def load_training_data(name: str, size: int = 16, channels: int = 3, n: int = 10
         return digits(size)[0]
     return ImageFolder(name, size, channels).tensor(progress=True)
 
-
-def check_unit_range(x: torch.Tensor, name: str = "images") -> None:
-    """Images must lie in [-1, 1] (what the models are trained on)."""
-    lo, hi = float(x.min()), float(x.max())
-    check_number(lo, f"min of {name}", lo=-1.0001)
-    check_number(hi, f"max of {name}", hi=1.0001)

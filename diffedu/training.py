@@ -9,7 +9,6 @@ saved with the weights, so the steps after a resume are the steps the run would 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -100,6 +99,7 @@ def train(model: nn.Module, data: torch.Tensor, out_dir, *, steps: int, objectiv
     out_dir     receives ckpt.pt (every `ckpt_every` steps and at the end, written atomically),
                 log.jsonl (step, loss, lr, seconds), and samples_STEP.png every `sample_every`
                 steps (0: only at the end) drawn from the EMA weights with fixed noise
+    model       must have a `.config` (MLP, UNet); its initial weights are the caller's (the CLI seeds them)
     resume      continue from out_dir/ckpt.pt; the model config and the training arguments that
                 change the path (objective, batch size, seed, betas, data size) must match
     """
@@ -129,7 +129,7 @@ def train(model: nn.Module, data: torch.Tensor, out_dir, *, steps: int, objectiv
     step = 0
     ckpt_path = out / CKPT_NAME
     if resume and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path, model_config=model.config, device=dev)
+        ck = load_checkpoint(ckpt_path, model_config=model.config)  # on the CPU: RNG states must be
         _check_same(ck["meta"].get("run_args", {}), run_args, ckpt_path)
         if objective == "eps" and not torch.equal(ck["betas"], betas):
             raise ValueError(f"checkpoint {ckpt_path} was trained with a different schedule (betas differ)")
@@ -202,8 +202,7 @@ def _copy(model: nn.Module) -> nn.Module:
 
     ema = build_model(model.config).to(next(model.parameters()).device)
     ema.load_state_dict(model.state_dict())
-    ema.requires_grad_(False)
-    return ema
+    return ema.eval().requires_grad_(False)
 
 
 def _check_same(saved: dict, now: dict, path) -> None:

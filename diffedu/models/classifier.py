@@ -46,19 +46,40 @@ class DigitClassifier(nn.Module):
 
 def _shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random shifts of up to 1 pixel (padding with the background value -1): cheap augmentation."""
-    B, _, H, W = x.shape
+    B, C, H, W = x.shape
     pad = F.pad(x, (1, 1, 1, 1), value=-1.0)
     dx, dy = (torch.randint(0, 3, (B,), generator=generator) for _ in range(2))
-    return torch.stack([pad[i, :, dy[i]:dy[i] + H, dx[i]:dx[i] + W] for i in range(B)])
+    rows = (dy[:, None] + torch.arange(H))[:, None, :, None]                     # (B, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(W))[:, None, None, :]                     # (B, 1, 1, W)
+    return pad[torch.arange(B)[:, None, None, None], torch.arange(C)[None, :, None, None], rows, cols]
+
+
+def outliers(images: torch.Tensor, labels: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n images that are not digits, a quarter of each kind: uniform noise, smooth noise blobs, the
+    average of two different digits (a hybrid), and a digit under heavy noise (std 0.8)."""
+    k = n // 4
+    shape = (k, *images.shape[1:])
+    uniform = torch.rand(shape, generator=generator) * 2 - 1
+    blobs = F.avg_pool2d(torch.rand(shape, generator=generator) * 2 - 1, 3, stride=1, padding=1)
+    blobs = blobs / blobs.abs().amax(dim=(1, 2, 3), keepdim=True)
+    i, j = (torch.randint(len(images), (k,), generator=generator) for _ in range(2))
+    j = torch.where(labels[i] == labels[j], torch.roll(j, 1), j)   # mostly different classes
+    hybrid = (images[i] + images[j]) / 2
+    noisy = (images[j] + 0.8 * torch.randn(shape, generator=generator)).clamp(-1, 1)
+    return torch.cat([uniform, blobs, hybrid, noisy])
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, steps: int = 3000, batch_size: int = 128,
-                     lr: float = 2e-3, seed: int = 0, holdout: int = 297, noise: float = 0.1, progress: bool = False):
+                     lr: float = 2e-3, seed: int = 0, holdout: int = 297, noise: float = 0.1,
+                     outlier_weight: float = 0.5, progress: bool = False):
     """Fit a DigitClassifier with Adam on `images`, holding out the last `holdout` (after a seeded
     shuffle) for a test accuracy.  Returns (classifier in eval mode, test accuracy).
 
-    Training adds 1-pixel shifts and a little Gaussian noise (std `noise`), so that the
-    classifier does not reject samples for tiny defects that a person would not notice.
+    Real digits get 1-pixel shifts and a little Gaussian noise (std `noise`), so that tiny defects
+    a person would not notice are not punished.  Non-digits (`outliers`: noise, blobs, hybrids of
+    two digits, heavily noised digits) are trained towards the uniform distribution over the 10
+    classes ("outlier exposure", Hendrycks et al. 2019), so that the recognisable-digit rate of
+    garbage is near 0 instead of whatever an over-confident classifier says.
     """
     steps = check_int(steps, "steps", lo=1)
     g = torch.Generator().manual_seed(seed)
@@ -75,7 +96,8 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, steps: int = 30
     for _ in it:
         idx = train[torch.randint(len(train), (batch_size,), generator=g)]
         x = _shift(images[idx], g) + noise * torch.randn(images[idx].shape, generator=g)
-        loss = F.cross_entropy(clf(x), labels[idx])
+        junk = outliers(images[train], labels[train], batch_size // 2, g)
+        loss = F.cross_entropy(clf(x), labels[idx]) - outlier_weight * F.log_softmax(clf(junk), dim=1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -94,13 +116,15 @@ def save_classifier(clf: DigitClassifier, path, meta: dict | None = None) -> Non
 
     from safetensors.torch import save_file
 
+    from ..checkpoint import publish
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file({k: v.detach().float().contiguous() for k, v in clf.state_dict().items()}, str(tmp),
               metadata={"format": "diffedu-classifier", "model_config": json.dumps(clf.config),
                         "meta": json.dumps(meta or {})})
-    os.replace(tmp, path)
+    publish(tmp, path)
 
 
 def load_classifier_file(path, device="cpu") -> DigitClassifier:

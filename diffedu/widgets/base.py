@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import io
-import math
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -22,9 +21,10 @@ from matplotlib.figure import Figure
 
 from .._checks import check_choice, check_int, check_number
 from ..precond import denoiser_from_eps
+from ..samplers.ddim import SPACINGS
 from ..samplers import (GaussianForward, ddim_timesteps, karras_sigmas, sample_ddim, sample_ddpm, sample_edm,
                         sample_estimate_correct, sigma_tilde_for_eta, x0_model_from_eps)
-from ..schedules import Schedule
+from ..schedules import Schedule, linear_betas
 from ..trajectory import Trajectory
 
 SAMPLERS = ("DDPM", "DDIM", "EC marginal", "EC deterministic", "EC partial", "EDM Euler", "EDM Heun")
@@ -88,8 +88,7 @@ class Result:
 
 @contextmanager
 def torch_threads(n):
-    """Run with n intra-op threads (None: leave as is), then restore.  Tiny tensors run faster on
-    one thread, above all when the two cores are shared."""
+    """Run with n intra-op threads (None: leave as is), then restore."""
     old = torch.get_num_threads()
     if n is not None:
         torch.set_num_threads(n)
@@ -102,19 +101,29 @@ def torch_threads(n):
 class Explorer:
     """Base of the explorers: validation, fixed noise, cache and ipywidgets controls.
 
+    Keyword arguments shared by every explorer:
+      sampler, eta, steps, seed   the starting settings (see SAMPLERS; eta in [0, 1]; steps in 1..T)
+      spacing     the DDIM / estimate-correct time grid ("trailing": every grid starts at t = T)
+      dtype       of the samples (float32)
+      threads     torch threads while sampling: 1 by default, because on a 2-core machine shared
+                  with other work more threads made sampling 10-100x slower (see
+                  benchmarks/widget_latency.py); None leaves torch's own setting
+      figsize, dpi, cache_mb (memory for cached trajectories, least recently used dropped first)
+
     Subclasses define `_build_figure()`, `_draw(result)` and optionally `_measure(result)`.
     """
 
     figsize = (9.0, 4.2)
 
     def __init__(self, eps_model, sched: Schedule, shape, n: int, denoiser=None, *, sampler="DDIM", eta=0.0,
-                 steps=50, seed=0, spacing="trailing", dtype=torch.float32, threads=None, figsize=None, dpi=80,
+                 steps=50, seed=0, spacing="trailing", dtype=torch.float32, threads=1, figsize=None, dpi=80,
                  cache_mb=256):
         self.eps_model, self.sched = eps_model, sched
         self.denoiser = denoiser if denoiser is not None else denoiser_from_eps(eps_model, sched)
         self.n = check_int(n, "n", lo=1)
         self.shape = (self.n,) + tuple(shape)
-        self.spacing, self.dtype, self.threads, self.dpi = spacing, dtype, threads, dpi
+        self.spacing = check_choice(spacing, "spacing", SPACINGS)
+        self.dtype, self.threads, self.dpi = dtype, threads, dpi
         self.figsize = tuple(figsize) if figsize is not None else self.figsize
         self.noise = FixedNoise(self.shape, dtype)
         self.cache: OrderedDict[tuple, Result] = OrderedDict()
@@ -123,6 +132,8 @@ class Explorer:
         self.settings = self._validate(dict(sampler=sampler, eta=eta, steps=steps, seed=seed))
         self.last: Result | None = None
         self.fig: Figure | None = None
+        self._dynamic: list = []                # artists redrawn on each change (see `redraw`)
+        self._background = None
         self._ui = None
         self._syncing = False
         sig = sched.sigma
@@ -192,7 +203,8 @@ class Explorer:
         other = copy.copy(self)
         other.settings = self._validate({**self.settings, **settings})
         other.stats = dict(self.stats)
-        other.last = other.fig = other._ui = None
+        other.last = other.fig = other._ui = other._background = None
+        other._dynamic = []
         return other
 
     def _measure(self, res: Result) -> None:
@@ -217,12 +229,37 @@ class Explorer:
         steps = f"steps={res.key[2]}"
         return f"{s['sampler']}  {eta}  {steps}  NFE={res.traj.nfe}  seed={s['seed']}"
 
-    def png(self) -> bytes:
-        """The current figure as PNG bytes (draws it)."""
+    def redraw(self) -> Figure:
+        """Render the figure: only the artists that change (`_dynamic`) over a saved background
+        when the subclass lists them, else a full `canvas.draw()`."""
         if self.fig is None:
             self.set()
+        canvas, dynamic = self.fig.canvas, self._dynamic
+        if not dynamic:
+            canvas.draw()
+            return self.fig
+        if self._background is None:            # everything but the dynamic artists, drawn once
+            for a in dynamic:
+                a.set_visible(False)
+            canvas.draw()
+            self._background = canvas.copy_from_bbox(self.fig.bbox)
+            for a in dynamic:
+                a.set_visible(True)
+        canvas.restore_region(self._background)
+        renderer = canvas.get_renderer()
+        for a in dynamic:
+            a.draw(renderer)
+        return self.fig
+
+    def png(self) -> bytes:
+        """The current figure as PNG bytes (redraws it)."""
+        from PIL import Image
+
+        canvas = self.redraw().canvas
+        w, h = canvas.get_width_height(physical=True)
         buf = io.BytesIO()
-        self.fig.savefig(buf, format="png", dpi=self.dpi)
+        Image.frombuffer("RGBA", (w, h), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB").save(
+            buf, format="png", compress_level=1)
         return buf.getvalue()
 
     # -- notebook UI ----------------------------------------------------------------------------
@@ -297,16 +334,8 @@ class Explorer:
             self._syncing = False
 
 
-def grid_side(n: int) -> tuple[int, int]:
-    """(rows, cols) of a near-square grid of n tiles, at most 8 wide."""
-    cols = min(n, 8, max(1, math.ceil(math.sqrt(2 * n))))
-    return math.ceil(n / cols), cols
 
-
-def unpack_asset(asset):
-    """(model, sched) from what diffedu.assets returns: a tuple, or an object with .model/.sched."""
-    if isinstance(asset, (tuple, list)):
-        return asset[0], asset[1]
-    model = next(getattr(asset, a) for a in ("model", "net", "eps_model") if hasattr(asset, a))
-    sched = next(getattr(asset, a) for a in ("sched", "schedule") if hasattr(asset, a))
-    return model, sched
+def unpack_asset(trained):
+    """(eps_model, sched, denoiser, shape) of a shipped model (a `diffedu.checkpoint.Trained`)."""
+    sched = trained.sched if trained.sched is not None else Schedule(linear_betas(1000))
+    return trained.eps_model(sched), sched, trained.denoiser(), tuple(trained.shape)

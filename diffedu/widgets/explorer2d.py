@@ -9,22 +9,7 @@ from ..models.analytic import GaussianMixture
 from ..schedules import Schedule, linear_betas
 from .base import Explorer, unpack_asset
 
-
-def sliced_wasserstein(a, b, n_projections=128, generator=None):
-    """SW_2 between two point clouds: diffedu.metrics' when it is there, else the same few lines."""
-    try:
-        from ..metrics import sliced_wasserstein as sw
-    except ImportError:
-        sw = None
-    if sw is not None:
-        return float(sw(a, b, n_projections=n_projections, generator=generator))
-    dirs = torch.randn(a.shape[1], n_projections, generator=generator, dtype=torch.float64)
-    dirs = dirs / dirs.norm(dim=0, keepdim=True)
-    pa, pb = (a.double() @ dirs).sort(0).values, (b.double() @ dirs).sort(0).values
-    if len(pa) != len(pb):                   # compare quantiles when the sizes differ
-        q = torch.linspace(0, 1, min(len(pa), len(pb)), dtype=torch.float64)
-        pa, pb = torch.quantile(pa, q, dim=0), torch.quantile(pb, q, dim=0)
-    return float(((pa - pb) ** 2).mean().sqrt())
+METRIC_LABELS = {"sliced_wasserstein": "SW to exact samples", "per_mode_frechet": "per-mode Fréchet"}
 
 
 class Explorer2D(Explorer):
@@ -36,30 +21,30 @@ class Explorer2D(Explorer):
     reference  the true data: a GaussianMixture (density contours, per-mode Fréchet) or an (N, 2)
                tensor of samples; defaults to `data` when that is a mixture, else eight Gaussians
     n          points sampled; n_paths of them are drawn as paths
-    threads    torch threads while sampling (1: tiny tensors gain nothing from more)
+    denoiser   D(x, sigma) for the EDM samplers (default: the mixture's exact one, or derived from eps)
 
-    `set(sampler=, eta=, steps=, seed=)` returns the Figure; `last` holds the Result
+    Other keywords: see `Explorer`.  `set(sampler=, eta=, steps=, seed=)` returns the Figure; `last` holds the Result
     (`.traj`, `.x_T`, `.metrics` = sliced Wasserstein to exact samples and per-mode Fréchet).
     """
 
     figsize = (9.0, 4.4)
 
     def __init__(self, data=None, sched: Schedule | None = None, reference=None, n: int = 2000, n_paths: int = 64,
-                 *, threads=1, n_projections: int = 128, **settings):
+                 *, denoiser=None, n_projections: int = 128, **settings):
         sched = sched if sched is not None else Schedule(linear_betas(1000))
         data = data if data is not None else GaussianMixture.eight_gaussians()
         if isinstance(data, GaussianMixture):
             eps_model, denoiser = data.eps_model(sched), data.denoiser
             reference = data if reference is None else reference
         elif callable(data):
-            eps_model, denoiser = data, None
+            eps_model = data
             reference = GaussianMixture.eight_gaussians() if reference is None else reference
         else:
             raise ValueError(f"data must be a GaussianMixture or an eps-model eps(x_t, t), got {type(data).__name__}")
         dim = reference.D if isinstance(reference, GaussianMixture) else torch.as_tensor(reference).shape[-1]
         if dim != 2:
             raise ValueError(f"Explorer2D draws 2-D data; the reference has dimension {dim}")
-        super().__init__(eps_model, sched, (2,), n, denoiser, threads=threads, **settings)
+        super().__init__(eps_model, sched, (2,), n, denoiser, **settings)
         self.n_paths = min(n, n_paths)
         self.n_projections = n_projections
         self.reference = reference
@@ -74,11 +59,13 @@ class Explorer2D(Explorer):
         """The explorer on the shipped 2-D MLP (diffedu.assets.load_mlp())."""
         from .. import assets
 
-        model, sched = unpack_asset(assets.load_mlp())
-        return cls(model, sched, **kwargs)
+        eps_model, sched, denoiser, _ = unpack_asset(assets.load_mlp())
+        return cls(eps_model, sched, denoiser=denoiser, **kwargs)
 
     def _metrics(self, x: torch.Tensor) -> dict:
         x = x.double()
+        from ..metrics import sliced_wasserstein
+
         m = {"sliced_wasserstein": sliced_wasserstein(x, self.exact, self.n_projections,
                                                       torch.Generator().manual_seed(0))}
         if isinstance(self.reference, GaussianMixture):
@@ -91,7 +78,7 @@ class Explorer2D(Explorer):
 
     def status_metrics(self) -> str:
         m, f = self.last.metrics, self.floor or {}
-        parts = [f"{name.replace('_', ' ')} {v:.4f}" + (f" (exact samples: {f[name]:.4f})" if name in f else "")
+        parts = [f"{METRIC_LABELS[name]} {v:.4f}" + (f" (exact samples: {f[name]:.4f})" if name in f else "")
                  for name, v in m.items()]
         return " · ".join(parts)
 
@@ -123,6 +110,7 @@ class Explorer2D(Explorer):
         self._cloud = self.ax_cloud.scatter([], [], s=2, c="C3", alpha=0.5, linewidths=0)
         self._title = fig.suptitle("", fontsize=9)
         fig.subplots_adjust(left=0.05, right=0.98, bottom=0.07, top=0.82, wspace=0.15)
+        self._dynamic = [self._paths, self._starts, self._ends, self._cloud, self._title]
 
     def _draw(self, res):
         P = self.n_paths
@@ -136,9 +124,9 @@ class Explorer2D(Explorer):
         self._ends.set_offsets(paths[:, -1])
         self._cloud.set_offsets(res.traj.x.float().numpy())
         m = res.metrics
-        line2 = "  ".join(f"{k.replace('_', ' ')} = {v:.4f}" for k, v in m.items())
+        line2 = "   ".join(f"{METRIC_LABELS[k]} = {v:.4f}" for k, v in m.items())
         if self.floor:
-            line2 += f"   (exact samples: SW {self.floor['sliced_wasserstein']:.4f})"
+            line2 += "   (exact samples: " + ", ".join(f"{v:.4f}" for v in self.floor.values()) + ")"
         self._title.set_text(f"{self.title()}\n{line2}")
 
     _palette = np.array([[0.12, 0.47, 0.71, 1], [1.0, 0.5, 0.05, 1], [0.17, 0.63, 0.17, 1], [0.84, 0.15, 0.16, 1],

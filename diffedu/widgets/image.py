@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch
 
 from ..schedules import Schedule
-from .base import Explorer, grid_side, unpack_asset
+from .base import Explorer, unpack_asset
 
 
 def mosaic(tiles: torch.Tensor, pad: int = 1) -> torch.Tensor:
-    """(R, K, C, H, W) images in [-1, 1] -> one (R(H+pad)-pad, K(W+pad)-pad[, C]) array, padding at -1... on white."""
+    """(R, K, C, H, W) images in [-1, 1] -> one (R(H+pad)-pad, K(W+pad)-pad) grey or (..., 3) RGB array, white gaps."""
     R, K, C, H, W = tiles.shape
     t = torch.nn.functional.pad(tiles.clamp(-1, 1), (0, pad, 0, pad), value=1.0)    # white separators
     img = t.permute(0, 3, 1, 4, 2).reshape(R * (H + pad), K * (W + pad), C)[:-pad, :-pad]
@@ -25,7 +25,7 @@ class ImageExplorer(Explorer):
     `set(sampler=, eta=, steps=, seed=)` returns the Figure; `last.traj` holds the Trajectory.
     """
 
-    figsize = (9.0, 3.9)
+    figsize = (7.6, 4.4)
 
     def __init__(self, eps_model, sched: Schedule, shape=(1, 16, 16), n: int = 8, n_strip: int = 3, n_times: int = 6,
                  **settings):
@@ -40,21 +40,23 @@ class ImageExplorer(Explorer):
         """The explorer on the shipped digits UNet (diffedu.assets.load_digits_unet())."""
         from .. import assets
 
-        asset = assets.load_digits_unet()
-        model, sched = unpack_asset(asset)
-        if shape is None:
-            shape = getattr(asset, "shape", None) or (model.config.get("in_channels", 1), 16, 16)
-        return cls(model, sched, shape, **kwargs)
+        eps_model, sched, denoiser, shipped_shape = unpack_asset(assets.load_digits_unet())
+        return cls(eps_model, sched, shape or shipped_shape, denoiser=denoiser, **kwargs)
 
     def columns(self, res) -> list[int]:
         """The step indices shown in the strip: n_times of 0..steps, evenly spread."""
         n = len(res.traj)
         return torch.linspace(0, n, self.n_times).round().long().tolist()
 
+    def grid_shape(self) -> tuple[int, int]:
+        """(rows, cols) of the final grid: about as tall as the strip."""
+        cols = -(-self.n // (2 * self.n_strip))
+        return -(-self.n // cols), cols
+
     def _build_figure(self):
         C, H, W = self.shape[1:]
-        rows, cols = grid_side(self.n)
-        gs = self.fig.add_gridspec(1, 2, width_ratios=[self.n_times * 1.0, cols * 2 * self.n_strip / rows])
+        rows, cols = self.grid_shape()
+        gs = self.fig.add_gridspec(1, 2, width_ratios=[self.n_times / (2 * self.n_strip), cols / rows])
         self.ax_strip, self.ax_grid = self.fig.add_subplot(gs[0]), self.fig.add_subplot(gs[1])
         kw = dict(cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
         strip = mosaic(torch.zeros(2 * self.n_strip, self.n_times, C, H, W))
@@ -65,10 +67,11 @@ class ImageExplorer(Explorer):
         self.ax_strip.set_yticks([(H + 1) * r + H / 2 - 0.5 for r in range(2 * self.n_strip)],
                                  [f"{'x_t' if r % 2 == 0 else 'x0_hat'} #{r // 2 + 1}" for r in range(2 * self.n_strip)])
         self.ax_strip.tick_params(labelsize=7, length=0)
+        self.ax_strip.set_title("x_t (DDPM scale) and x0_hat along the path", fontsize=9)
         self.ax_grid.set_axis_off()
         self.ax_grid.set_title(f"final samples ({self.n})", fontsize=9)
         self._title = self.fig.suptitle("", fontsize=9)
-        self.fig.subplots_adjust(left=0.09, right=0.99, bottom=0.08, top=0.86, wspace=0.05)
+        self.fig.subplots_adjust(left=0.09, right=0.99, bottom=0.1, top=0.88, wspace=0.08)
 
     def _draw(self, res):
         C, H, W = self.shape[1:]
@@ -78,13 +81,11 @@ class ImageExplorer(Explorer):
         x0 = torch.stack([x0s[min(i, len(x0s) - 1), :S] for i in cols], 1)
         both = torch.stack([x_t, x0], 1).reshape(2 * S, len(cols), C, H, W)
         self._strip.set_data(mosaic(both.float()).numpy())
-        rows, gcols = grid_side(self.n)
+        rows, gcols = self.grid_shape()
         final = res.traj.x.float()
         final = torch.cat([final, final.new_full((rows * gcols - self.n, C, H, W), 1.0)])
         self._grid.set_data(mosaic(final.reshape(rows, gcols, C, H, W)).numpy())
         ts = res.traj.ts.tolist()
-        sym = "sigma" if res.key[0].startswith("EDM") else "t"
-        self.ax_strip.set_xticklabels([f"{sym}={ts[i]:.3g}" for i in cols])
-        self.ax_strip.set_title("x_t (VP scale) and x0_hat along the trajectory; step index "
-                                + ", ".join(map(str, cols)), fontsize=8)
+        sym = r"$\sigma$" if res.key[0].startswith("EDM") else "t"
+        self.ax_strip.set_xticklabels([f"step {i}\n{sym}={ts[i]:.4g}" for i in cols])
         self._title.set_text(self.title())

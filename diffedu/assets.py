@@ -1,0 +1,80 @@
+"""The trained models shipped in `assets/`, loaded in well under a second, checked against their SHA-256.
+
+    load_digits_unet()  the digits UNet (eps-prediction, linear schedule, T = 1000), EMA weights
+    load_mlp()          the 2-D MLP (eps-prediction on the eight-Gaussian mixture)
+    load_classifier()   the small digits CNN behind `diffedu.metrics.digits_fid` / `recognisable_rate`
+
+`assets/manifest.json` records each file's SHA-256, size and the exact command that made it
+(see `assets/README.md`).  A file whose hash differs from the manifest is refused with an
+error that names it: re-download the repository file, or retrain with the recorded command.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+MANIFEST = "manifest.json"
+
+
+def sha256(path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def asset_path(name: str, root=None) -> Path:
+    """The path of a shipped file after checking it exists and matches the manifest's SHA-256."""
+    root = Path(root) if root is not None else ASSETS
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise ValueError(f"no asset manifest at {str(manifest_path)!r}; the shipped models live in the repository's assets/")
+    entry = json.loads(manifest_path.read_text())["files"].get(name)
+    if entry is None:
+        raise ValueError(f"{name!r} is not listed in {str(manifest_path)!r}")
+    path = root / name
+    if not path.is_file():
+        raise ValueError(f"asset {str(path)!r} is missing (listed in {MANIFEST})")
+    digest = sha256(path)
+    if digest != entry["sha256"]:
+        raise ValueError(f"asset {str(path)!r} has SHA-256 {digest}, but {MANIFEST} expects {entry['sha256']}: "
+                         f"the file is damaged or was replaced; restore it (git checkout) or retrain it with "
+                         f"the command in assets/README.md and update the manifest")
+    return path
+
+
+def load_digits_unet(device="cpu", root=None):
+    """The shipped digits UNet as a `Trained` (.model is eps_model(x_t, t); .sched the T = 1000 schedule)."""
+    from .checkpoint import load_model
+
+    return load_model(asset_path("digits_unet.safetensors", root), device=device)
+
+
+def load_mlp(device="cpu", root=None):
+    """The shipped 2-D MLP as a `Trained` (eps-prediction on the eight-Gaussian mixture)."""
+    from .checkpoint import load_model
+
+    return load_model(asset_path("mixture_mlp.safetensors", root), device=device)
+
+
+def load_classifier(device="cpu", root=None):
+    """The shipped digits classifier (`DigitClassifier`, eval mode; 8x8 digits in [-1, 1])."""
+    from .models.classifier import load_classifier_file
+
+    return load_classifier_file(asset_path("digits_classifier.safetensors", root), device=device)
+
+
+def write_manifest(entries: dict, root=None) -> Path:
+    """(Re)write assets/manifest.json: {name: {"command": ..., "wall_seconds": ...}}, hashes computed here."""
+    root = Path(root) if root is not None else ASSETS
+    files = {}
+    for name, info in sorted(entries.items()):
+        path = root / name
+        files[name] = dict(info, sha256=sha256(path), bytes=path.stat().st_size)
+    out = root / MANIFEST
+    out.write_text(json.dumps({"files": files}, indent=2) + "\n")
+    return out

@@ -1,0 +1,66 @@
+"""The shipped models: hash-checked, fast to load, and good: recognisable digits, points on the mixture."""
+import json
+import shutil
+import time
+
+import pytest
+import torch
+
+import diffedu
+from diffedu import assets, metrics
+
+NAMES = ("digits_unet.safetensors", "mixture_mlp.safetensors", "digits_classifier.safetensors")
+
+
+def test_manifest_lists_every_shipped_file_with_its_hash():
+    manifest = json.loads((assets.ASSETS / assets.MANIFEST).read_text())["files"]
+    for name in NAMES:
+        assert assets.sha256(assets.ASSETS / name) == manifest[name]["sha256"]
+        assert manifest[name]["bytes"] < 5_000_000 and "python -m diffedu" in manifest[name]["command"]
+
+
+@pytest.mark.parametrize("load", [assets.load_digits_unet, assets.load_mlp, assets.load_classifier])
+def test_each_asset_loads_in_under_a_second(load):
+    load()                                   # first call pays for imports (safetensors, scipy)
+    t0 = time.perf_counter()
+    load()
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_a_damaged_asset_is_refused_by_name(tmp_path):
+    for name in NAMES + (assets.MANIFEST,):
+        shutil.copy(assets.ASSETS / name, tmp_path / name)
+    with open(tmp_path / "mixture_mlp.safetensors", "r+b") as f:
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 1]))
+    with pytest.raises(ValueError, match="mixture_mlp.safetensors.*SHA-256"):
+        assets.load_mlp(root=tmp_path)
+    assets.load_classifier(root=tmp_path)    # the others still load
+    (tmp_path / "digits_unet.safetensors").unlink()
+    with pytest.raises(ValueError, match="digits_unet.safetensors.*missing"):
+        assets.load_digits_unet(root=tmp_path)
+
+
+def test_digits_unet_makes_recognisable_digits_with_ddim_50():
+    torch.set_num_threads(1)
+    unet = assets.load_digits_unet()
+    assert unet.objective == "eps" and unet.sched.T == 1000 and unet.shape == [1, 8, 8]
+    assert torch.allclose(unet.sched.beta[1:], diffedu.linear_betas(1000).to(unet.sched.dtype))
+    x = unet.sample(200, "ddim", steps=50, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (200, 1, 8, 8)
+    clf = assets.load_classifier()
+    assert metrics.recognisable_rate(x, clf) > 0.8
+    labels = clf(x.clamp(-1, 1)).argmax(1)
+    assert len(labels.unique()) == 10        # every digit class appears
+
+
+def test_mixture_mlp_samples_sit_on_the_eight_modes():
+    mlp = assets.load_mlp()
+    mix = diffedu.GaussianMixture.eight_gaussians()
+    x = mlp.sample(2000, "ddim", steps=50, generator=torch.Generator().manual_seed(0)).double()
+    floor, spread = metrics.sliced_wasserstein_floor(mix.sample, 2000, repeats=5)
+    assert metrics.sliced_wasserstein(x, mix.sample(2000, torch.Generator().manual_seed(1))) < floor + 4 * spread
+    counts = torch.bincount(mix.responsibilities(x, 0.0).argmax(1), minlength=8)
+    assert counts.min() > 150                # no mode dropped (uniform would be 250 each)

@@ -1,0 +1,232 @@
+"""The explorers, driven from Python: each control changes the figure data the way it should."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import diffedu as d
+from diffedu.widgets import SAMPLERS, Compare, Explorer2D, ImageExplorer
+from standins import wiggly_eps_model
+
+N = 400  # points: enough for the per-mode Fréchet distance to resolve discretisation error
+
+
+@pytest.fixture
+def ex():
+    return Explorer2D(n=N, n_paths=16)
+
+
+@pytest.fixture
+def img():
+    sched = d.Schedule(d.linear_betas(1000))
+    return ImageExplorer(wiggly_eps_model(sched), sched, shape=(1, 8, 8), n=4, n_strip=2, n_times=5)
+
+
+def test_eta_zero_is_reproducible_with_fixed_noise(ex):
+    ex.set(sampler="DDIM", eta=0.0, steps=20, seed=3)
+    first = ex.last.traj.xs.clone()
+    other = Explorer2D(n=N, n_paths=16)
+    other.set(sampler="DDIM", eta=0.0, steps=20, seed=3)
+    assert torch.equal(other.last.traj.xs, first)
+    ex.cache.clear()
+    ex.set(seed=4)
+    ex.set(seed=3)                           # recomputed, not cached
+    assert ex.stats["sampled"] == 3 and torch.equal(ex.last.traj.xs, first)
+    # with eta > 0 too: the seed fixes every per-step noise
+    ex.set(eta=0.5)
+    stochastic = ex.last.traj.x.clone()
+    ex.cache.clear()
+    ex.set(eta=0.5)
+    assert torch.equal(ex.last.traj.x, stochastic)
+
+
+def test_eta_moves_only_eta_x_T_and_noises_fixed(ex):
+    ex.set(sampler="DDIM", eta=0.0, steps=20, seed=1)
+    r0 = ex.last
+    ex.set(eta=0.7)
+    r1 = ex.last
+    assert torch.equal(r0.traj.xs[0], r1.traj.xs[0])
+    assert torch.equal(r0.x_T, r1.x_T)
+    assert not torch.allclose(r0.traj.x, r1.traj.x)
+    # the scatter of the final cloud is the new sample
+    np.testing.assert_allclose(ex._cloud.get_offsets(), r1.traj.x.numpy(), rtol=1e-6)
+
+
+def test_seed_changes_x_T(ex):
+    ex.set(seed=1)
+    x1 = ex.last.x_T.clone()
+    ex.set(seed=2)
+    assert not torch.allclose(x1, ex.last.x_T)
+    assert ex.last.x_T.shape == (N, 2)
+
+
+def test_same_noise_across_samplers(ex):
+    """DDIM with eta = 1 on all T steps is DDPM, noise for noise; "partial" with sigma_tilde(eta) is DDIM(eta)."""
+    small = Explorer2D(n=64, n_paths=4)
+    small.set(sampler="DDPM", seed=5)
+    ddpm = small.last.traj.x
+    small.set(sampler="DDIM", eta=1.0, steps=1000)
+    torch.testing.assert_close(small.last.traj.x, ddpm, rtol=1e-4, atol=1e-4)
+    ex.set(sampler="DDIM", eta=0.4, steps=20, seed=2)
+    x_ddim = ex.last.traj.x
+    ex.set(sampler="EC partial")
+    torch.testing.assert_close(ex.last.traj.x, x_ddim, rtol=1e-4, atol=1e-4)
+
+
+def test_more_steps_lower_the_error_on_the_exact_mixture(ex):
+    for sampler in ("DDIM", "EDM Heun", "EC deterministic"):
+        errs = []
+        for k in (2, 10, 100):
+            ex.set(sampler=sampler, eta=0.0, steps=k, seed=0)
+            errs.append(ex.last.metrics["per_mode_frechet"])
+        assert errs[0] > errs[1] > errs[2], (sampler, errs)
+        assert errs[2] < 10 * ex.floor["per_mode_frechet"] + 1e-3, (sampler, errs, ex.floor)
+    ex.set(sampler="DDIM", steps=1)
+    sw_1 = ex.last.metrics["sliced_wasserstein"]
+    ex.set(steps=100)
+    assert sw_1 > 2 * ex.last.metrics["sliced_wasserstein"]
+
+
+def test_steps_and_sampler_change_the_trajectory_length(ex):
+    ex.set(sampler="DDIM", steps=10)
+    assert len(ex.last.traj) == 10 and ex.last.traj.nfe == 10
+    assert len(ex._paths.get_segments()[0]) == 11
+    ex.set(sampler="EDM Heun")
+    assert ex.last.traj.nfe == 19
+    ex.set(sampler="DDPM", steps=5)          # DDPM always takes all T steps
+    assert len(ex.last.traj) == 1000
+    assert "DDPM" in ex.fig._suptitle.get_text()
+
+
+def test_edm_paths_are_drawn_in_ddpm_coordinates(ex):
+    ex.set(sampler="EDM Euler", steps=10, seed=0)
+    res = ex.last
+    sigma0 = res.traj.ts[0].item()
+    assert res.traj.xs[0].abs().max() > 20                      # VE start: sigma_max z
+    torch.testing.assert_close(res.display_xs[0], res.x_T * sigma0 / math.sqrt(1 + sigma0**2))
+    seg = np.stack(ex._paths.get_segments())
+    np.testing.assert_allclose(seg[:, 0], res.display_xs[0, :16].numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(eta=-0.1), "eta must be in"), (dict(eta=1.5), "eta must be in"), (dict(eta=float("nan")), "eta"),
+    (dict(eta="big"), "eta must be a number"), (dict(steps=0), "steps must be in 1..1000"),
+    (dict(steps=1001), "steps must be in 1..1000"), (dict(steps=2.5), "steps must be an integer"),
+    (dict(sampler="DDPM2"), "sampler must be one of"), (dict(seed=-1), "seed"), (dict(etta=0.1), "unknown setting"),
+])
+def test_bad_values_are_rejected_and_change_nothing(ex, bad, match):
+    ex.set(eta=0.2, steps=10)
+    before, sampled = dict(ex.settings), ex.stats["sampled"]
+    with pytest.raises(ValueError, match=match):
+        ex.set(**bad)
+    assert ex.settings == before and ex.stats["sampled"] == sampled
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="2-D"):
+        Explorer2D(d.GaussianMixture([[0.0, 0.0, 0.0]], 1.0))
+    with pytest.raises(ValueError, match="GaussianMixture or an eps-model"):
+        Explorer2D(data=3)
+    with pytest.raises(ValueError, match="eta must be in"):
+        Explorer2D(eta=2)
+    sched = d.Schedule(d.linear_betas(1000))
+    with pytest.raises(ValueError, match="shape must be"):
+        ImageExplorer(wiggly_eps_model(sched), sched, shape=(2, 8, 8))
+
+
+def test_cache_hit_does_not_resample(ex, monkeypatch):
+    ex.set(sampler="DDIM", eta=0.3, steps=20, seed=0)
+    first = ex.last
+    ex.set(eta=0.6)
+    monkeypatch.setattr(ex, "sample", lambda *a, **k: pytest.fail("resampled a cached setting"))
+    ex.set(eta=0.3)
+    assert ex.last is first and ex.stats == {"sampled": 2, "hits": 1}
+    np.testing.assert_allclose(ex._cloud.get_offsets(), first.traj.x.numpy(), rtol=1e-6)
+    # settings a sampler ignores share its cache entry
+    monkeypatch.undo()
+    ex.set(sampler="EDM Euler", eta=0.0)
+    monkeypatch.setattr(ex, "sample", lambda *a, **k: pytest.fail("eta does not enter EDM Euler"))
+    ex.set(eta=0.9)
+
+
+def test_every_sampler_runs_and_draws(ex):
+    for s in SAMPLERS:
+        fig = ex.set(sampler=s, eta=0.5, steps=5)
+        fig.canvas.draw()
+        assert s in fig._suptitle.get_text()
+        assert torch.isfinite(ex.last.traj.x).all()
+    assert ex.png()[:4] == b"\x89PNG"
+
+
+def test_image_explorer_strip_and_grid(img):
+    img.set(sampler="DDIM", eta=0.0, steps=20, seed=0)
+    strip0, grid0 = img._strip.get_array().copy(), img._grid.get_array().copy()
+    res = img.last
+    assert res.traj.xs.shape == (21, 4, 1, 8, 8)
+    assert img.columns(res) == [0, 5, 10, 15, 20]
+    # top-left tile of the strip is x_T of sample 1, the final grid holds the samples in [-1, 1]
+    np.testing.assert_allclose(strip0[:8, :8], res.x_T[0, 0].clamp(-1, 1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(grid0[:8, :8], res.traj.x[0, 0].clamp(-1, 1).numpy(), rtol=1e-6)
+    img.set(eta=1.0)
+    assert torch.equal(img.last.x_T, res.x_T)
+    assert not np.allclose(img._grid.get_array(), grid0)
+    np.testing.assert_allclose(img._strip.get_array()[:8, :8], strip0[:8, :8])     # same x_T column
+    for s in SAMPLERS:
+        img.set(sampler=s, steps=2).canvas.draw()
+    img.set(seed=1)
+    assert not torch.equal(img.last.x_T, res.x_T)
+
+
+def test_widget_controls_drive_the_explorer(ex):
+    ui = ex.widget()
+    c, image, status = ex._ui["controls"], ex._ui["image"], ex._ui["status"]
+    png0 = image.value
+    c["eta"].value = 0.5
+    assert ex.settings["eta"] == 0.5 and image.value != png0 and "eta=0.50" in status.value
+    c["steps"].value = 5
+    assert ex.last.traj.nfe == 5 and "steps=5" in status.value
+    c["sampler"].value = "DDPM"
+    assert c["eta"].disabled and c["steps"].disabled
+    ex.set(sampler="DDIM", steps=37)                 # the Python API moves the controls too
+    assert c["steps"].value == 37 and c["sampler"].value == "DDIM" and not c["eta"].disabled
+    assert ex.widget() is ui
+
+
+def test_compare_shares_the_noise():
+    cmp = Compare(Explorer2D(n=200, n_paths=8), left=dict(eta=0.0, steps=10), right=dict(eta=1.0, steps=10))
+    fa, fb = cmp.set(seed=7)
+    a, b = cmp.last
+    assert fa is not fb
+    assert torch.equal(a.x_T, b.x_T) and not torch.allclose(a.traj.x, b.traj.x)
+    cmp.set(right=dict(eta=0.0))
+    assert torch.equal(cmp.last[1].traj.x, a.traj.x)                 # same setting: the shared cache
+    with pytest.raises(ValueError, match="shared"):
+        cmp.set(left=dict(seed=1))
+    with pytest.raises(ValueError, match="eta"):
+        cmp.set(seed=8, right=dict(eta=3))
+    assert cmp.a.settings["seed"] == 7                               # nothing changed
+    cmp.widget()
+
+
+def _shipped(name):
+    assets = pytest.importorskip("diffedu.assets")
+    try:
+        assets.asset_path(name)
+    except ValueError as err:
+        pytest.skip(f"shipped model not available here: {err}")
+
+
+def test_image_explorer_from_assets():
+    _shipped("digits_unet.safetensors")
+    im = ImageExplorer.from_assets(n=2, steps=2)
+    im.set()
+    assert torch.isfinite(im.last.traj.x).all() and im.last.traj.x.shape[1:] == im.shape[1:]
+
+
+def test_explorer2d_from_assets():
+    _shipped("mixture_mlp.safetensors")
+    ex = Explorer2D.from_assets(n=200, steps=20)
+    ex.set()
+    assert ex.last.metrics["per_mode_frechet"] < 0.5
+    ex.set(sampler="EDM Heun")
