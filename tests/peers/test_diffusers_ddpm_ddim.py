@@ -121,3 +121,97 @@ def test_where_diffusers_jumps_off_its_own_grid(sched, spacing, steps):
     landed, _ = d.ddim_step(x, eps, sched.alpha_bar[t].item(), sched.alpha_bar[t - T // steps].item(), eta=0.0)
     torch.testing.assert_close(theirs[j + 1], landed, rtol=1e-6, atol=1e-6)
     assert not torch.allclose(ours.xs[j + 1], theirs[j + 1], rtol=1e-3, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# linspace spacing.  diffedu's `spacing="linspace"` is diffusers' `timestep_spacing="linspace"`
+# (same grid for every step count: test_grids_match_diffusers_timesteps_for_every_step_count).
+# diffusers' DDIMScheduler.step always reads alpha_bar at k - T // n for the previous time, which
+# is not the next linspace grid time unless n = T (see test_where_diffusers_jumps_off_its_own_grid).
+# So whole linspace trajectories are compared three ways, none of which changes diffusers' update
+# rule:
+#   1. eta = 1 against diffusers' DDPMScheduler(timestep_spacing="linspace"), which steps to the
+#      next grid time itself (`previous_timestep`), untouched: DDPM's posterior over a skipped
+#      step is DDIM with eta = 1 [DDIM eq. 16];
+#   2. eta = 0, 0.5, 1 against DDIMScheduler.step whose alpha_bar table has, in the one slot it
+#      reads for "previous" (k - T // n), the alpha_bar of the next grid time;
+#   3. diffusers' own off-grid linspace trajectory, untouched, against diffedu's pure ddim_step
+#      taken between the times diffusers actually uses (k + 1 -> k + 1 - T // n in paper time).
+
+LINSPACE_STEPS = [10, 50, 1000]
+
+
+def _ddim_linspace_on_grid(sched, model, x_T, noises, steps, eta):
+    """diffusers' DDIMScheduler.step, each step aimed at the next linspace grid time."""
+    sch = _upcast(DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False,
+                                set_alpha_to_one=True, steps_offset=0, timestep_spacing="linspace"), sched)
+    sch.set_timesteps(steps)
+    table = sch.alphas_cumprod
+    ks = sch.timesteps.tolist()
+    x, out = x_T, [x_T]
+    zeros = torch.zeros(SHAPE, dtype=torch.float64)
+    for i, k in enumerate(ks):
+        eps = model(x, torch.full((SHAPE[0],), k + 1))
+        slot = k - T // steps  # where diffusers reads alpha_bar_prev
+        if i < steps - 1:
+            assert slot >= 0 and slot != k
+            sch.alphas_cumprod = table.clone()
+            sch.alphas_cumprod[slot] = table[ks[i + 1]]
+        else:
+            assert slot < 0  # the last step reads final_alpha_cumprod = alpha_bar_0 = 1, as ours
+        z = noises[i] if i < steps - 1 else zeros
+        x = sch.step(eps, k, x, eta=eta, variance_noise=z if eta > 0 else None).prev_sample
+        out.append(x)
+    sch.alphas_cumprod = table
+    return torch.stack(out), sch.timesteps
+
+
+@pytest.mark.parametrize("steps", LINSPACE_STEPS)
+def test_ddim_linspace_eta1_matches_diffusers_ddpm_scheduler(sched, steps, monkeypatch):
+    model = wiggly_eps_model(sched)
+    x_T, noises = _start_and_noises(steps - 1)
+    ours = d.sample_ddim(model, sched, x_T, steps=steps, eta=1.0, spacing="linspace", noises=noises)
+    sch = _upcast(DDPMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False,
+                                variance_type="fixed_small", timestep_spacing="linspace"), sched)
+    sch.set_timesteps(steps)
+    assert ours.ts[:-1].tolist() == (sch.timesteps + 1).tolist()
+    queue = list(noises)
+    monkeypatch.setattr(ddpm_module, "randn_tensor", lambda shape, **kw: queue.pop(0))
+    x, theirs = x_T, [x_T]
+    for k in sch.timesteps:
+        eps = model(x, torch.full((SHAPE[0],), int(k) + 1))
+        x = sch.step(eps, int(k), x).prev_sample
+        theirs.append(x)
+    assert not queue  # one noise per step but the last, as ours
+    torch.testing.assert_close(ours.xs, torch.stack(theirs), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("steps", LINSPACE_STEPS)
+def test_ddim_linspace_matches_diffusers_ddim_update_on_the_grid(sched, eta, steps):
+    model = wiggly_eps_model(sched)
+    x_T, noises = _start_and_noises(steps)
+    ours = d.sample_ddim(model, sched, x_T, steps=steps, eta=eta, spacing="linspace", noises=noises)
+    theirs, timesteps = _ddim_linspace_on_grid(sched, model, x_T, noises, steps, eta)
+    assert ours.ts[:-1].tolist() == (timesteps + 1).tolist()
+    torch.testing.assert_close(ours.xs, theirs, rtol=1e-6, atol=1e-6)
+    if steps == T:  # every jump is T // n = 1: diffusers' own path, nothing re-aimed
+        plain, _ = _diffusers_ddim(sched, model, x_T, noises, steps, eta, "linspace")
+        torch.testing.assert_close(ours.xs, plain, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("steps", [10, 50])
+def test_diffusers_linspace_path_is_ddim_step_between_its_times(sched, eta, steps):
+    model = wiggly_eps_model(sched)
+    x_T, noises = _start_and_noises(steps)
+    theirs, timesteps = _diffusers_ddim(sched, model, x_T, noises, steps, eta, "linspace")
+    x, ours = x_T, [x_T]
+    for i, k in enumerate(timesteps.tolist()):
+        t, t_prev = k + 1, max(k + 1 - T // steps, 0)
+        eps = model(x, torch.full((SHAPE[0],), t))
+        noisy = eta > 0 and i < steps - 1
+        x, _ = d.ddim_step(x, eps, sched.alpha_bar[t].item(), sched.alpha_bar[t_prev].item(), eta,
+                           noises[i] if noisy else None)
+        ours.append(x)
+    torch.testing.assert_close(torch.stack(ours), theirs, rtol=1e-6, atol=1e-6)
