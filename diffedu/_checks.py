@@ -11,7 +11,13 @@ def check_finite(x: torch.Tensor, name: str) -> None:
     """Raise ValueError if a tensor holds NaN or inf."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not bool(torch.isfinite(x).all()):
+    if x.is_floating_point() and x.numel():
+        # aminmax is one pass and propagates NaN; isfinite(x).all() makes a bool copy of x first
+        # (~10x slower on the CPU: a sampler checks its start this way)
+        finite = all(math.isfinite(v.item()) for v in torch.aminmax(x))
+    else:
+        finite = bool(torch.isfinite(x).all())
+    if not finite:
         n_nan = int(torch.isnan(x).sum())
         n_inf = int(torch.isinf(x).sum())
         raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} inf values; it must be finite")

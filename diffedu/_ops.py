@@ -16,6 +16,8 @@ def _is_sympy(x) -> bool:
 
 def _dispatch(x, name: str):
     """Apply the elementary function `name` with the library that owns x."""
+    if type(x) is float:  # the samplers' case, once per coefficient per step: checked first
+        return getattr(math, name)(x)
     if isinstance(x, torch.Tensor):
         return getattr(torch, name)(x)
     if _is_sympy(x):

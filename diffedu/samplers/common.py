@@ -22,6 +22,11 @@ def clip(x0_hat: torch.Tensor, clip_x0) -> torch.Tensor:
     return x0_hat if clip_x0 is None else x0_hat.clamp(*clip_x0)
 
 
-def model_times(ts: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
-    """For each time t, the LongTensor of shape (B,) that eps_model(x_t, t) receives."""
-    return [torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device) for t in ts]
+def model_time(t: int, x: torch.Tensor) -> torch.Tensor:
+    """The LongTensor of shape (B,) filled with t that eps_model(x_t, t) receives.
+
+    Samplers make it at each step rather than all of them up front: one at a time is reused
+    memory, while n of them held at once (T * B integers for DDPM) is fresh memory the system
+    must hand out page by page (see benchmarks/sampler_overhead.py).
+    """
+    return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)

@@ -25,7 +25,7 @@ from ..param import eps_from_x0, x0_from_eps
 from ..posterior import ddim_sigma, ddim_step_coefs
 from ..schedules import Schedule
 from ..trajectory import NoiseStream, Trajectory, check_model_output, check_start, run
-from .common import check_clip, clip, model_times
+from .common import check_clip, clip, model_time
 
 SPACINGS = ("leading", "trailing", "linspace")
 
@@ -96,11 +96,11 @@ def sample_ddim(eps_model, sched: Schedule, x_T: torch.Tensor, steps: int = 50, 
     if eta > 1 and eta > max_eta(ab):
         raise ValueError(f"eta={eta} makes sigma^2 > 1 - alpha_bar_prev on this grid; "
                          f"the largest eta allowed for steps={steps}, spacing={spacing!r} is {max_eta(ab):.6g}")
-    t_vecs = model_times(ts[:-1], x_T)
+    t_list = ts.tolist()
     z = NoiseStream(x_T, noises, generator)
 
     def step(i, x):
-        eps_hat = check_model_output(eps_model(x, t_vecs[i]), x)
+        eps_hat = check_model_output(eps_model(x, model_time(t_list[i], x)), x)
         noisy = eta > 0 and ddim_sigma(ab[i], ab[i + 1], eta) > 0
         x_prev, x0_hat = ddim_step(x, eps_hat, ab[i], ab[i + 1], eta, z.next() if noisy else None, clip_x0)
         return x0_hat, x_prev, 1
@@ -121,10 +121,11 @@ def ddim_invert(eps_model, sched: Schedule, x0: torch.Tensor, steps: int = 50, s
     steps = check_int(steps, "steps", lo=1, hi=sched.T)
     ts = ddim_timesteps(sched.T, steps, spacing).flip(0)  # 0, t_1, ..., t_n
     ab = sched.alpha_bar[ts].tolist()
-    t_vecs = model_times(torch.cat([ts[1:2], ts[1:-1]]), x0)
+    t_model = ts.tolist()
+    t_model[0] = t_model[1]  # eps_hat at t = 0 is taken at the first grid time
 
     def step(i, x):
-        eps_hat = check_model_output(eps_model(x, t_vecs[i]), x)
+        eps_hat = check_model_output(eps_model(x, model_time(t_model[i], x)), x)
         x0_hat = x if i == 0 else x0_from_eps(x, eps_hat, ab[i])  # at t = 0 the state is x_0 itself
         coef_x0, coef_eps = ddim_step_coefs(ab[i], ab[i + 1], 0.0)
         return x0_hat, coef_x0 * x0_hat + coef_eps * eps_hat, 1

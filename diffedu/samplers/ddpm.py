@@ -8,7 +8,7 @@ from ..param import x0_from_eps
 from ..posterior import posterior_mean_coefs
 from ..schedules import Schedule
 from ..trajectory import NoiseStream, Trajectory, check_model_output, check_start, run
-from .common import check_clip, clip, model_times
+from .common import check_clip, clip, model_time
 
 VARIANCES = ("beta_tilde", "beta")
 
@@ -53,12 +53,11 @@ def sample_ddpm(eps_model, sched: Schedule, x_T: torch.Tensor, variance: str = "
     sigmas = ddpm_sigmas(sched, variance)
     ab = sched.alpha_bar.tolist()
     ts = torch.arange(sched.T, -1, -1)
-    t_vecs = model_times(ts[:-1], x_T)
     z = NoiseStream(x_T, noises, generator)
 
     def step(i, x):
-        t = int(ts[i])
-        eps_hat = check_model_output(eps_model(x, t_vecs[i]), x)
+        t = sched.T - i
+        eps_hat = check_model_output(eps_model(x, model_time(t, x)), x)
         noise = z.next() if sigmas[t] > 0 else None
         x_prev, x0_hat = ddpm_step(x, eps_hat, ab[t], ab[t - 1], sigmas[t], noise, clip_x0)
         return x0_hat, x_prev, 1

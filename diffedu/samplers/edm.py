@@ -49,7 +49,7 @@ def check_sigmas(sigmas) -> torch.Tensor:
 
 def euler_step(x, D, sigma, sigma_next):
     """x_next = x + (sigma_next - sigma) d with d = (x - D) / sigma.  [EDM Alg. 1 l. 5, 7]"""
-    return x + (sigma_next - sigma) * (x - D) / sigma
+    return x + (sigma_next - sigma) * ((x - D) / sigma)
 
 
 def heun_step(x, d, x_next_euler, D_next, sigma, sigma_next):
@@ -96,11 +96,13 @@ def sample_edm(denoiser, sigmas, x: torch.Tensor, method: str = "heun", s_churn:
             x = x + math.sqrt(sigma_hat**2 - sigma**2) * s_noise * z.next()
             sigma = sigma_hat
         D = check_model_output(denoiser(x, vec(sigma)), x, "denoiser")
-        x_next = euler_step(x, D, sigma, sigma_next)
+        # euler_step(x, D, sigma, sigma_next), written out so that Heun reuses the slope d
+        d = (x - D) / sigma  # [EDM Alg. 1 l. 5]
+        x_next = x + (sigma_next - sigma) * d
         if method == "euler" or sigma_next == 0:
             return D, x_next, 1
         D_next = check_model_output(denoiser(x_next, vec(sigma_next)), x, "denoiser")
-        return D, heun_step(x, (x - D) / sigma, x_next, D_next, sigma, sigma_next), 2
+        return D, heun_step(x, d, x_next, D_next, sigma, sigma_next), 2
 
     return run(x, sigmas, step, record)
 

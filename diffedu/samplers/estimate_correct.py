@@ -27,7 +27,7 @@ from ..forward import q_sample
 from ..param import eps_from_x0, x0_from_eps
 from ..schedules import Schedule
 from ..trajectory import NoiseStream, Trajectory, check_model_output, check_start, run
-from .common import model_times
+from .common import model_time
 
 CORRECTIONS = ("marginal", "deterministic", "partial")
 
@@ -160,12 +160,11 @@ def sample_estimate_correct(x0_model, forward, ts, x_T: torch.Tensor, correction
         raise ValueError(f"sigma_tilde must be a number or hold one value per step ({n}), got {len(sigma_tilde)}")
     sigma_tilde = [check_number(s, "sigma_tilde", lo=0, hi=1) for s in sigma_tilde]
     t_list = ts.tolist()
-    t_vecs = model_times(ts[:-1], x_T)
     z = NoiseStream(x_T, noises, generator)
 
     def step(i, x):
         t, t_prev = t_list[i], t_list[i + 1]
-        x0_hat = check_model_output(x0_model(x, t_vecs[i]), x, "x0_model")
+        x0_hat = check_model_output(x0_model(x, model_time(t, x)), x, "x0_model")
         if t_prev == 0:
             return x0_hat, x0_hat, 1
         if correction == "marginal":

@@ -158,7 +158,7 @@ WAIVERS.update({
     "diffedu.samplers.edm.karras_sigmas": "a chosen grid [EDM eq. 5]; tested against diffusers in tests/peers",
     "diffedu.samplers.edm.check_sigmas": "input validation",
     "diffedu.samplers.edm.churn_gamma": "EDM's heuristic gamma_i [EDM Alg. 2 l. 4], a choice, not derived",
-    "diffedu.samplers.edm.sample_edm": "the loop over euler_step / heun_step (paired)",
+    "diffedu.samplers.edm.sample_edm": "the loop over euler_step (written out, tested equal bit for bit) / heun_step (paired)",
     "diffedu.samplers.edm.sample_pf_ode": "the loop over Process.ode_coefs (paired in METHOD_PAIRS)",
     "diffedu.samplers.estimate_correct.sample_estimate_correct": "the loop over partial_noise (paired) and F",
     "diffedu.samplers.estimate_correct.sigma_tilde_for_eta": "ddim_sigma and sigma_tilde_from_ddim_sigma (both paired) along a grid",
