@@ -12,10 +12,11 @@ same run:
                      memory comes from diffedu.trajectory.empty_steps, as diffedu's does: how
                      memory is obtained decides much of what recording costs (torch.empty's
                      4 KiB pages cost ~2x more for the images on this machine)
-  diffedu            `sample_ddim` / `sample_edm` with record=True (the trajectory every widget
-                     reads), and with record=False (only x_T and the final sample kept)
-  diffusers          the scheduler loop its docs show: `set_timesteps`, then `scheduler.step` per
-                     model call (`DDIMScheduler`; `HeunDiscreteScheduler` with Karras sigmas, which
+  diffedu            `sample_ddim` / `sample_edm` with record=True, reading the stacked
+                     trajectory (.xs, .x0_hats) as every widget does, and with record=False (only
+                     x_T and the final sample kept)
+  diffusers          the scheduler loop its docs show, on a scheduler made once (as a pipeline
+                     keeps it): `set_timesteps`, then `scheduler.step` per model call (`DDIMScheduler`; `HeunDiscreteScheduler` with Karras sigmas, which
                      also needs `scale_model_input` before each call, one elementwise division);
                      it keeps nothing
 Workloads: 10,000 2-D points, and a batch of 64 images of 3x32x32 (CIFAR-sized), float32.
@@ -76,8 +77,7 @@ def ddim_floor(model, alpha_bar, ts, x, keep=False):
     return x
 
 
-def ddim_diffusers(model, make_scheduler, x):
-    sch = make_scheduler()
+def ddim_diffusers(model, sch, x):
     sch.set_timesteps(DDIM_STEPS)
     for t in sch.timesteps:
         x = sch.step(model(x, t), t, x).prev_sample
@@ -114,8 +114,7 @@ def heun_floor(model, sig, x, keep=False):
     return x
 
 
-def heun_diffusers(model, make_scheduler, x):
-    sch = make_scheduler()
+def heun_diffusers(model, sch, x):
     sch.set_timesteps(HEUN_STEPS)
     for t in sch.timesteps:
         x_in = sch.scale_model_input(x, t)  # the network's input; the identity model ignores it
@@ -125,6 +124,11 @@ def heun_diffusers(model, make_scheduler, x):
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def read(traj):
+    """What a user of a recorded trajectory does: take the stacked states and estimates."""
+    return traj.xs, traj.x0_hats
 
 
 def time_in_turn(fns: dict, repeats: int) -> dict:
@@ -152,6 +156,16 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}"
 
 
+LEGEND = """\
+Rows: floor = a bare torch loop of the same arithmetic that keeps nothing; floor + recording = the
+same loop writing each x_t and x0_hat (D for Heun) straight into preallocated tensors (out=), the
+least memory traffic a loop that records can have; diffedu with record=True (timed up to
+reading .xs and .x0_hats, as the widgets do) and record=False; diffusers' scheduler loop, which keeps nothing.  us/step is per sampler
+step (a Heun step is 2 model calls).  record=False against the floor is the samplers' own
+overhead; record=True against floor + recording is what diffedu adds to recording itself;
+floor + recording against the floor is what keeping the trajectory costs on this machine."""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=31, help="timed runs of each loop (medians are printed)")
@@ -174,6 +188,7 @@ def main():
         return HeunDiscreteScheduler(num_train_timesteps=T, beta_schedule="linear", use_karras_sigmas=True,
                                      prediction_type="sample")
 
+    ddim_sch, heun_sch = ddim_scheduler(), heun_scheduler()  # made once: a pipeline keeps its scheduler
     h = heun_scheduler()
     h.set_timesteps(HEUN_STEPS)
     grid = torch.cat([h.sigmas[:1], h.sigmas[1::2]]).double()  # the states' sigmas (diffusers interleaves)
@@ -183,8 +198,9 @@ def main():
     lines = [
         f"# sampler overhead: time per step with an identity model, median of {args.repeats} runs, "
         f"{args.threads} torch thread(s), float32",
-        f"# {machine()}; Python {platform.python_version()}, torch {torch.__version__}, "
-        f"diffusers {diffusers.__version__}, diffedu {d.__version__ if hasattr(d, '__version__') else '0.1.0'}; "
+        f"# {machine()}; load average {os.getloadavg()[0]:.2f} at start; Python {platform.python_version()}, "
+        f"torch {torch.__version__}, "
+        f"diffusers {diffusers.__version__}, diffedu {d.__version__}; "
         f"{time.strftime('%Y-%m-%d')}",
         "",
         "| sampler | workload | loop | us/step | x floor | x floor + recording |",
@@ -197,26 +213,28 @@ def main():
         # check that the three loops compute the same thing before timing them
         ref = ddim_floor(identity, alpha_bar, ts, x)
         torch.testing.assert_close(d.sample_ddim(identity, sched, x, steps=DDIM_STEPS).x, ref, rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(ddim_diffusers(identity, ddim_scheduler, x), ref, rtol=1e-4, atol=1e-4)
+        for _ in range(2):  # the scheduler is made once and reused, as a pipeline does
+            torch.testing.assert_close(ddim_diffusers(identity, ddim_sch, x), ref, rtol=1e-4, atol=1e-4)
         ref = heun_floor(identity, sig, x_edm)
         torch.testing.assert_close(d.sample_edm(identity, grid, x_edm, method="heun").x, ref, rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(heun_diffusers(identity, heun_scheduler, x_edm), ref, rtol=1e-4, atol=1e-4)
+        for _ in range(2):
+            torch.testing.assert_close(heun_diffusers(identity, heun_sch, x_edm), ref, rtol=1e-4, atol=1e-4)
         cases = {
             f"DDIM eta=0, {DDIM_STEPS} steps": (DDIM_STEPS, {
                 FLOOR: lambda: ddim_floor(identity, alpha_bar, ts, x),
                 FLOOR_REC: lambda: ddim_floor(identity, alpha_bar, ts, x, keep=True),
-                "**diffedu sample_ddim** (record=True)": lambda: d.sample_ddim(identity, sched, x, steps=DDIM_STEPS),
+                "**diffedu sample_ddim** (record=True)": lambda: read(d.sample_ddim(identity, sched, x, steps=DDIM_STEPS)),
                 "diffedu sample_ddim, record=False": lambda: d.sample_ddim(identity, sched, x, steps=DDIM_STEPS,
                                                                            record=False),
-                "diffusers DDIMScheduler": lambda: ddim_diffusers(identity, ddim_scheduler, x),
+                "diffusers DDIMScheduler": lambda: ddim_diffusers(identity, ddim_sch, x),
             }),
             f"EDM Heun, {HEUN_STEPS} steps": (HEUN_STEPS, {
                 FLOOR: lambda: heun_floor(identity, sig, x_edm),
                 FLOOR_REC: lambda: heun_floor(identity, sig, x_edm, keep=True),
-                "**diffedu sample_edm** (record=True)": lambda: d.sample_edm(identity, grid, x_edm, method="heun"),
+                "**diffedu sample_edm** (record=True)": lambda: read(d.sample_edm(identity, grid, x_edm, method="heun")),
                 "diffedu sample_edm, record=False": lambda: d.sample_edm(identity, grid, x_edm, method="heun",
                                                                          record=False),
-                "diffusers HeunDiscreteScheduler": lambda: heun_diffusers(identity, heun_scheduler, x_edm),
+                "diffusers HeunDiscreteScheduler": lambda: heun_diffusers(identity, heun_sch, x_edm),
             }),
         }
         for cname, (steps, fns) in cases.items():
@@ -227,6 +245,8 @@ def main():
                         f"{sec / floor_rec:.2f} |")
                 lines.append(line)
                 print(line, flush=True)
+    lines += ["", LEGEND]
+    print("\n" + LEGEND)
     if args.out:
         cmd = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
         with open(args.out, "w") as f:
