@@ -27,8 +27,11 @@ install: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
+# The browser test (tests/browser) needs Debian's chromium: installed with apt-get on first use
+# (quick when present); DIFFEDU_REQUIRE_BROWSER=1 makes a missing browser a failure, not a skip.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests $(if $(NOTEBOOKS),--nbval --nbval-current-env notebooks)
+	@sh tests/browser/install_chromium.sh
+	DIFFEDU_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests $(if $(NOTEBOOKS),--nbval --nbval-current-env notebooks)
 
 # Rebuild every notebook from its source in notebooks/src/ and execute it on the CPU with fixed
 # seeds; the stored outputs are what nbval (strict) compares against in `make test`.

@@ -8,9 +8,10 @@ Two paths are timed, each as the median over repeats:
               less the few milliseconds the kernel and browser take to pass and show the image
 Cold moves go to an eta not seen before, so nothing is cached; cached moves go back to a
 setting computed earlier.  Budgets (issue 7, 2-core CPU): 2-D explorer 2,000 points at 100
-steps < 0.3 s; image explorer 8 digits at 50 steps < 1.5 s.
+steps < 0.3 s; image explorer 8 digits at 50 steps < 1.5 s.  The image explorer runs the
+shipped digits UNet (assets/digits_unet.safetensors); --model times another checkpoint or export.
 
-    .venv/bin/python benchmarks/widget_latency.py [--repeats 7]
+    .venv/bin/python benchmarks/widget_latency.py [--repeats 7] [--out benchmarks/results/widget_latency.md]
 """
 from __future__ import annotations
 
@@ -18,28 +19,35 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 
 import torch
 
-import diffedu as d
 from diffedu.widgets import Explorer2D, ImageExplorer
+from diffedu.widgets.base import unpack_asset
 
 
-def digits_model():
-    """The shipped digits UNet, or a stand-in UNet of the default (shipped) size when it is missing."""
+def digits_model(path=None):
+    """(eps_model, sched, shape, description): the shipped digits UNet, or the model file at `path`."""
+    from diffedu import assets
+    from diffedu.checkpoint import load_model
+
+    trained = assets.load_digits_unet() if path is None else load_model(path)
+    eps_model, sched, _, shape = unpack_asset(trained)
+    n_params = sum(p.numel() for p in trained.model.parameters())
+    where = "shipped digits UNet, assets/digits_unet.safetensors" if path is None else f"NOT the shipped model: {path}"
+    return eps_model, sched, shape, f"{where} ({n_params / 1e6:.2f} M parameters, samples {'x'.join(map(str, shape))})"
+
+
+def cpu_name() -> str:
     try:
-        from diffedu import assets
-        from diffedu.widgets.base import unpack_asset
-
-        eps_model, sched, denoiser, shape = unpack_asset(assets.load_digits_unet())
-        return eps_model, sched, shape, "shipped digits UNet (assets/digits_unet.safetensors)"
-    except (ImportError, ValueError) as err:
-        net = d.models.UNet().eval().requires_grad_(False)
-        n_params = sum(p.numel() for p in net.parameters())
-        return (net, d.Schedule(d.linear_betas(1000)), (1, 16, 16),
-                f"STAND-IN: untrained UNet() of the default size ({n_params / 1e6:.2f} M parameters) on 1x16x16, "
-                f"same cost as the trained one; shipped asset not available ({err})")
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def time_moves(explorer, repeats, via_widget):
@@ -76,25 +84,52 @@ def main():
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, nargs="+", default=[1],
                     help="torch threads while sampling (the explorers' default is 1); e.g. --threads 1 2")
+    ap.add_argument("--model", default=None, help="a digits checkpoint (.pt) or export (.safetensors) instead of "
+                    "the shipped UNet (the results then say so)")
+    ap.add_argument("--out", default=None, help="also write the table, the command, date and machine to this file")
     args = ap.parse_args()
-    print(f"# widget latency, median of {args.repeats} moves; {platform.node()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads by default), {time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"# load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} (other jobs share these cores)")
-    eps_model, sched, shape, what = digits_model()
-    print(f"# image model: {what}")
+    lines = []
+
+    def emit(line=""):
+        print(line, flush=True)
+        lines.append(line)
+
+    load = os.getloadavg()
+    eps_model, sched, shape, what = digits_model(args.model)
+    emit(f"# widget latency: slider move to redrawn figure, median of {args.repeats} moves")
+    emit(f"# {os.cpu_count()} CPUs ({cpu_name()}), {platform.system()} {platform.release()}; Python "
+         f"{platform.python_version()}, torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    emit(f"# load average before (1, 5, 15 min): {' '.join(f'{v:.2f}' for v in load)} (other jobs share these cores)")
+    emit(f"# image model: {what}")
+    emit()
+    measured = {}
     cases = [("2-D explorer, 2000 points, DDIM 100 steps", 0.3, lambda th: Explorer2D(n=2000, steps=100, threads=th)),
              ("image explorer, 8 digits, DDIM 50 steps", 1.5,
               lambda th: ImageExplorer(eps_model, sched, shape, n=8, steps=50, threads=th))]
-    print("| explorer | torch threads | path | cold s | cached s | budget s |")
-    print("| --- | ---: | --- | ---: | ---: | ---: |")
+    emit("| explorer | torch threads | path | cold s | cached s | budget s |")
+    emit("| --- | ---: | --- | ---: | ---: | ---: |")
     for name, budget, make in cases:
         for threads in args.threads:
             for via_widget in (False, True):
                 cold, cached = time_moves(make(threads), args.repeats, via_widget)
                 ok = "ok" if cold < budget else "OVER"
-                print(f"| {name} | {threads} | {'widget' if via_widget else 'set+draw'} | {cold:.3f} | {cached:.3f} | "
-                      f"{budget} ({ok}) |", flush=True)
-    print(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+                measured[(name, threads, via_widget)] = cold, cached
+                emit(f"| {name} | {threads} | {'widget' if via_widget else 'set+draw'} | {cold:.3f} | {cached:.3f} | "
+                     f"{budget} ({ok}) |")
+    emit()
+    th = args.threads[0]
+    (c2, k2), (ci, ki) = (measured[(name, th, True)] for name, _, _ in cases)
+    emit("For the README: the explorers answer a slider move with a new figure in "
+         f"{c2:.2f} s (2-D, 2,000 points, 100 DDIM steps; budget 0.3 s) and {ci:.2f} s (8 digits, 50 DDIM steps; "
+         f"budget 1.5 s) on {os.cpu_count()} CPU cores, {k2:.3f} s and {ki:.3f} s for a setting seen before "
+         "(`benchmarks/results/widget_latency.md`).")
+    emit()
+    emit(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.out:
+        command = "python " + " ".join(sys.argv)
+        with open(args.out, "w") as f:
+            f.write(f"Command: `{command}`\n\n" + "\n".join(lines) + "\n")
+        print(f"# written to {args.out}")
 
 
 if __name__ == "__main__":

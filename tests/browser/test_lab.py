@@ -1,0 +1,324 @@
+"""Notebook 02's explorer in a real JupyterLab, in headless Chromium: run all cells, move the sliders, see the plot change.
+
+Starts JupyterLab on 127.0.0.1 (free port, no token, throwaway config/runtime/settings/workspace
+folders, a copy of notebooks/ in a temporary folder so nothing is saved into the repository),
+opens NOTEBOOK in Debian's chromium driven by Playwright, runs all cells, then in the first widget
+output that has a slider described `eta` and one described `steps` (an explorer's `.widget()`)
+moves each with ArrowRight and checks that the image changed and that the slider readouts and the
+explorer's status line show the new values.  Screenshots of that cell go to a folder printed at the
+start of the test.  Server and browser are stopped even when the test fails.
+
+Needs `pip install playwright` (the test extra; never `playwright install`) and /usr/bin/chromium
+(tests/browser/install_chromium.sh); `make test` installs both and sets DIFFEDU_REQUIRE_BROWSER=1,
+so there a missing piece fails the test.  Run alone (plain pytest) without them, it is skipped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "notebooks" / "02_ddim_sigma_eta.ipynb"     # the notebook under test
+RUN_ALL_TIMEOUT = 900.0      # seconds for Run All Cells: notebook 02 runs 3-4 min alone on 2 CPU cores, longer when shared
+SCREENSHOTS = Path(os.environ.get("DIFFEDU_SCREENSHOTS", Path(tempfile.gettempdir()) / "diffedu-browser-screenshots"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# JupyterLab settings: no news/update toast over the page, no autosave, every cell in the DOM
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+
+pytestmark = pytest.mark.slow
+
+
+def _missing(reason):
+    if os.environ.get("DIFFEDU_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def chromium_path() -> str:
+    """$CHROMIUM, else Debian's binary behind the /usr/bin/chromium wrapper script, else the wrapper."""
+    for p in (os.environ.get("CHROMIUM"), "/usr/lib/chromium/chromium", "/usr/bin/chromium"):
+        if p and os.access(p, os.X_OK):
+            return p
+    _missing("no chromium: run tests/browser/install_chromium.sh (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str, timeout: float = 5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+class Lab:
+    """A JupyterLab server in its own process group, serving a throwaway copy of a folder."""
+
+    def __init__(self, tmp: Path):
+        self.tmp, self.root = tmp, tmp / "root"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / "jupyterlab.log"
+        self.proc = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        settings = self.tmp / "settings"
+        for name, value in LAB_SETTINGS.items():
+            path = settings / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(value))
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(self.tmp / "config"), JUPYTER_RUNTIME_DIR=str(self.tmp / "runtime"),
+                   JUPYTER_DATA_DIR=str(self.tmp / "data"), JUPYTER_PLATFORM_DIRS="1", IPYTHONDIR=str(self.tmp / "ipython"),
+                   MPLBACKEND="Agg", PYTHONHASHSEED="0")
+        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+               "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
+               f"--ServerApp.root_dir={self.root}", f"--LabApp.user_settings_dir={settings}",
+               f"--LabApp.workspaces_dir={self.tmp / 'workspaces'}", "--LabApp.news_url=",
+               "--ServerApp.disable_check_xsrf=True"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                get_json(f"{self.url}/api/status", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"JupyterLab did not answer on {self.url} within {timeout:.0f} s:\n{self.tail()}")
+
+    def kernels(self) -> list:
+        return get_json(f"{self.url}/api/kernels")
+
+    def tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM to the server (it shuts its kernels down), then SIGKILL to its process group."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)      # the group started for this server only
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self.logf.close()
+
+
+@pytest.fixture
+def lab(tmp_path):
+    notebook = NOTEBOOK
+    if not notebook.exists():
+        pytest.fail(f"{notebook} does not exist: build it with `make notebooks`")
+    # a copy of the notebook's folder: running cells must not write into the repository
+    shutil.copytree(notebook.parent, tmp_path / "root", ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    server = Lab(tmp_path)
+    try:
+        server.start()
+        server.notebook = notebook.name
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def page():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed: pip install playwright (the test extra)")
+    exe = chromium_path()
+    pw = sync_playwright().start()
+    browser = None
+    try:
+        browser = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        yield pg
+    finally:
+        if browser is not None:
+            browser.close()
+        pw.stop()
+
+
+def wait_for_kernel(lab: Lab, timeout: float = 90.0) -> None:
+    """Until the server has a kernel that is idle and connected (the toolbar can say idle before)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ks = lab.kernels()
+        if any(k.get("execution_state") == "idle" and k.get("connections", 0) > 0 for k in ks):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"no idle, connected kernel after {timeout:.0f} s: {lab.kernels()}\n{lab.tail()}")
+
+
+def prompts(page) -> list[str]:
+    return page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+
+
+# JupyterLab renders an error output with the stderr renderer (its traceback as text)
+STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+
+
+def error_outputs(page):
+    """Outputs of cells that raised: stderr outputs holding a Python traceback."""
+    return page.locator(STDERR).filter(has_text="Traceback (most recent call last)")
+
+
+def run_all(page, lab: Lab, timeout: float = RUN_ALL_TIMEOUT) -> None:
+    """Run > Run All Cells, retried when no prompt changes (the kernel-not-ready race), then wait until done."""
+    before = prompts(page)
+    for attempt in range(4):
+        wait_for_kernel(lab)
+        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+        page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and prompts(page) == before:
+            time.sleep(0.2)
+        if prompts(page) != before:
+            break
+        page.keyboard.press("Escape")
+    else:
+        raise AssertionError(f"Run All Cells changed no prompt in 4 tries; prompts {before}\n{lab.tail()}")
+    # Done when every prompt has a number.  A cell that raises stops Run All: the cells after it
+    # keep an empty prompt, so an error output, or no cell running ([*]) while some were not run,
+    # ends the wait at once with the error.
+    deadline = time.monotonic() + timeout
+    stalled_since = None
+    while time.monotonic() < deadline:
+        ps = [p.strip() for p in prompts(page)]
+        if ps and all(re.fullmatch(r"\[\d+\]:", p) for p in ps):
+            return
+        if error_outputs(page).count():
+            raise AssertionError("a cell raised during Run All Cells:\n" + "\n".join(error_outputs(page).all_inner_texts()))
+        if "[*]:" in ps:
+            stalled_since = None
+        elif stalled_since is None:
+            stalled_since = time.monotonic()
+        elif time.monotonic() - stalled_since > 20:
+            stderr = page.locator(STDERR).all_inner_texts()
+            raise AssertionError(f"Run All Cells stopped with cells not run and none running: {ps}\n"
+                                 + "\n".join(stderr) + f"\n{lab.tail()}")
+        time.sleep(0.3)
+    raise AssertionError(f"cells still running or not run after {timeout:.0f} s: {prompts(page)}\n{lab.tail()}")
+
+
+def labelled(page, label: str):
+    """A locator matching widget description labels that read exactly `label`."""
+    return page.locator(".widget-label", has_text=re.compile(f"^{re.escape(label)}$"))
+
+
+def slider(explorer, label: str):
+    """The slider widget described `label` inside the explorer's output."""
+    return explorer.locator(".widget-slider").filter(has=labelled(explorer.page, label)).first
+
+
+def readout(explorer, label: str) -> str:
+    return slider(explorer, label).locator(".widget-readout").inner_text().strip()
+
+
+def move(page, explorer, label: str):
+    """Focus a slider's handle, press ArrowRight once, wait for a new image;
+    returns (the slider's readout, screenshot of the image before, after)."""
+    img = explorer.locator("img.widget-image").first
+    old_src, old_png = img.get_attribute("src"), img.screenshot()
+    handle = slider(explorer, label).locator(".noUi-handle[role=slider]")
+    handle.focus()
+    handle.press("ArrowRight")
+    page.wait_for_function("([el, old]) => el.getAttribute('src') !== old", arg=[img.element_handle(), old_src],
+                           timeout=60_000)
+    page.wait_for_timeout(200)                   # the browser decodes and lays out the new image
+    return readout(explorer, label), old_png, img.screenshot()
+
+
+def test_explorer_in_jupyterlab(lab, page, capsys):
+    shots = SCREENSHOTS / Path(lab.notebook).stem
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    with capsys.disabled():
+        print(f"\n[browser test] screenshots of {lab.notebook}: {shots}")
+    t0 = time.monotonic()
+    try:
+        page.goto(f"{lab.url}/lab/tree/{lab.notebook}")
+        page.locator(".jp-NotebookPanel .jp-CodeCell").first.wait_for()
+        run_all(page, lab)
+        t_run = time.monotonic() - t0
+        errors = error_outputs(page)
+        assert errors.count() == 0, "a cell raised:\n" + "\n".join(errors.all_inner_texts())
+        # the first widget output with an `eta` slider and a `steps` slider: an explorer's .widget()
+        explorer = page.locator(".jp-OutputArea-output").filter(
+            has=page.locator(".widget-slider").filter(has=labelled(page, "eta"))).filter(
+            has=page.locator(".widget-slider").filter(has=labelled(page, "steps"))).first
+        assert explorer.count() == 1, "no widget output with sliders described 'eta' and 'steps'"
+        cell = page.locator(".jp-CodeCell").filter(has=explorer).first
+        cell.scroll_into_view_if_needed()
+        status = explorer.locator(".widget-html").first
+        page.wait_for_function("el => el.innerText.includes('NFE=')", arg=status.element_handle())
+        cell.screenshot(path=str(shots / "1_after_run_all.png"))
+        eta0, steps0 = readout(explorer, "eta"), readout(explorer, "steps")
+        assert f"eta={eta0}" in status.inner_text() and f"steps={steps0} " in status.inner_text(), status.inner_text()
+
+        eta1, before, after = move(page, explorer, "eta")
+        assert float(eta1) == pytest.approx(float(eta0) + 0.1), (eta0, eta1)
+        assert before != after, "the plot did not change when eta moved"
+        page.wait_for_function("([el, s]) => el.innerText.includes(s)", arg=[status.element_handle(), f"eta={eta1}"])
+        assert f"steps={steps0} " in status.inner_text(), status.inner_text()
+        cell.screenshot(path=str(shots / "2_eta_moved.png"))
+
+        steps1, before, after = move(page, explorer, "steps")
+        choices = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]        # diffedu.widgets.STEP_CHOICES
+        assert int(steps1) == choices[choices.index(int(steps0)) + 1], (steps0, steps1)
+        assert before != after, "the plot did not change when steps moved"
+        page.wait_for_function("([el, s]) => el.innerText.includes(s)",
+                               arg=[status.element_handle(), f"steps={steps1} "])
+        assert f"eta={eta1}" in status.inner_text(), status.inner_text()
+        assert readout(explorer, "eta") == eta1
+        cell.screenshot(path=str(shots / "3_steps_moved.png"))
+    except BaseException:
+        try:
+            page.screenshot(path=str(shots / "failure_page.png"))
+        except Exception:
+            pass
+        with capsys.disabled():
+            print(f"[browser test] failed after {time.monotonic() - t0:.1f} s; JupyterLab log:\n{lab.tail()}")
+        raise
+    with capsys.disabled():
+        print(f"[browser test] {lab.notebook}: passed in {time.monotonic() - t0:.1f} s after server start "
+              f"(Run All Cells {t_run:.1f} s); screenshots in {shots}")
