@@ -104,7 +104,7 @@ for i, (name, sc) in enumerate(scheds.items()):
         if i == 0:
             axes[i, j].set_title(f"t={t}", fontsize=8)
     axes[i, 0].set_ylabel(name, fontsize=8)
-plt.suptitle("q(x_t | x_0) under three schedules")
+fig.suptitle("q(x_t | x_0) under three schedules (grey scale [-2, 2], so x_0 itself looks grey)")
 plt.show()
 
 # %% [markdown]
@@ -160,7 +160,7 @@ for variance in ("beta", "beta_tilde"):
     ax.loglog(range(2, T + 1), w[2:], label=f"ELBO weight, sigma_t^2 = {variance}")
 ax.axhline(1.0, color="black", ls="--", label="L_simple: 1")
 ax.set(title="Weight of ||eps - eps_theta||^2 at each t", xlabel="t", ylabel="weight")
-ax.legend()
+ax.legend(loc="lower left")
 plt.show()
 
 # %% [markdown]
@@ -206,7 +206,8 @@ for ax in axes.ravel():
 for k in range(5):
     axes[2 * k, 0].set_ylabel(f"x_t #{k}", fontsize=7)
     axes[2 * k + 1, 0].set_ylabel(f"x0_hat #{k}", fontsize=7)
-plt.suptitle("Progressive generation: x_t (odd rows) and x0_hat (even rows)")
+plt.suptitle("Progressive generation: x_t (odd rows, grey scale [-1.5, 1.5] so the noise fits) "
+             "and x0_hat (even rows, [-1, 1])", fontsize=10)
 plt.tight_layout()
 plt.show()
 
