@@ -31,7 +31,7 @@ lab: $(STAMP)
 # (quick when present); DIFFEDU_REQUIRE_BROWSER=1 makes a missing browser a failure, not a skip.
 test: $(STAMP)
 	@sh tests/browser/install_chromium.sh
-	DIFFEDU_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests $(if $(NOTEBOOKS),--nbval --nbval-current-env notebooks)
+	DIFFEDU_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests $(if $(NOTEBOOKS),--nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks)
 
 # Rebuild every notebook from its source in notebooks/src/ and execute it on the CPU with fixed
 # seeds; the stored outputs are what nbval (strict) compares against in `make test`.
