@@ -235,27 +235,19 @@ def save_grid(x: torch.Tensor, path, nrow: int | None = None, scale: int | None 
     path.parent.mkdir(parents=True, exist_ok=True)
     x = x.detach().float().cpu()
     if x.dim() == 2:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure   # not pyplot: leaves a notebook's backend alone
 
-        fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+        fig = Figure(figsize=(4, 4), dpi=100)
+        ax = fig.subplots()
         ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.5)
-        ax.set_aspect("equal")
+        ax.set(aspect="equal", xlabel="x_1", ylabel="x_2", title=f"{len(x)} samples")
         fig.savefig(path, bbox_inches="tight")
-        plt.close(fig)
         return
     from PIL import Image
 
-    N, C, H, W = x.shape
-    nrow = nrow or max(1, int(N**0.5 + 0.5))
-    ncol = (N + nrow - 1) // nrow
-    scale = scale or max(1, -(-32 // H))
-    pad = 1
-    grid = torch.zeros(C, ncol * (H + pad) + pad, nrow * (W + pad) + pad)
-    for i in range(N):
-        r, c = divmod(i, nrow)
-        grid[:, pad + r * (H + pad):pad + r * (H + pad) + H, pad + c * (W + pad):pad + c * (W + pad) + W] = x[i]
-    img = ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    im = Image.fromarray(img[:, :, 0] if C == 1 else img)
+    from .plotting import image_grid
+
+    scale = scale or max(1, -(-32 // x.shape[-2]))
+    img = (image_grid(x, nrow, pad_value=0.0) * 255).round().astype("uint8")
+    im = Image.fromarray(img)
     im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST).save(path)
