@@ -242,13 +242,27 @@ def test_widget_controls_drive_the_explorer(ex):
     png0 = image.value
     c["eta"].value = 0.5
     assert ex.settings["eta"] == 0.5 and image.value != png0 and "eta=0.50" in status.value
+    c["eta"].value = 0.0
+    assert image.value == png0 and "(cached)" in status.value
+    c["eta"].value = 0.5
     c["steps"].value = 5
     assert ex.last.traj.nfe == 5 and "steps=5" in status.value
     c["sampler"].value = "DDPM"
     assert c["eta"].disabled and c["steps"].disabled
-    ex.set(sampler="DDIM", steps=37)                 # the Python API moves the controls too
+    png1 = image.value
+    ex.set(sampler="DDIM", steps=37)                 # the Python API moves the controls, image and status too
     assert c["steps"].value == 37 and c["sampler"].value == "DDIM" and not c["eta"].disabled
+    assert "steps=37" in status.value and "DDIM" in status.value and image.value != png1
+    assert image.value == ex.png()
     assert ex.widget() is ui
+
+
+def test_a_bad_value_from_a_control_goes_to_the_status_line(ex):
+    ex.widget()
+    c, status = ex._ui["controls"], ex._ui["status"]
+    c["seed"].max = 2**41
+    c["seed"].value = 2**41                          # past what an explorer accepts
+    assert "seed must be in" in status.value and ex.settings["seed"] == 0 and c["seed"].value == 0
 
 
 def test_compare_shares_the_noise():
@@ -265,6 +279,9 @@ def test_compare_shares_the_noise():
         cmp.set(seed=8, right=dict(eta=3))
     assert cmp.a.settings["seed"] == 7                               # nothing changed
     cmp.widget()
+    cmp.set(seed=3, left=dict(steps=5))                              # the Python API updates both panels' UIs
+    assert "steps=5" in cmp.a._ui["status"].value and "seed=3" in cmp.b._ui["status"].value
+    assert cmp.a._ui["controls"]["steps"].value == 5
 
 
 def test_image_explorer_on_the_shipped_unet():

@@ -211,8 +211,10 @@ class Explorer:
         """Fill res.metrics (subclasses)."""
 
     def set(self, **changes) -> Figure:
-        """Change any of sampler, eta, steps, seed; sample (or reuse the cache), redraw, return the Figure."""
+        """Change any of sampler, eta, steps, seed; sample (or reuse the cache), redraw, return the Figure.
+        When the notebook UI is shown, its controls, image and status line follow."""
         new = self._validate({**self.settings, **changes})
+        hits = self.stats["hits"]
         res = self.result(new)
         self.settings, self.last = new, res
         if self.fig is None:
@@ -220,7 +222,9 @@ class Explorer:
             FigureCanvasAgg(self.fig)
             self._build_figure()
         self._draw(res)
-        self._sync_controls()
+        if self._ui is not None:
+            self._sync_controls()
+            self._show(cached=self.stats["hits"] > hits)
         return self.fig
 
     def title(self) -> str:
@@ -295,16 +299,18 @@ class Explorer:
         display(self.widget())
 
     def render(self, **changes) -> None:
-        """`set(**changes)`, then show the PNG and the status line in the UI; errors go to the status line."""
-        hits = self.stats["hits"]
+        """`set(**changes)` from a control: a bad value goes to the status line and the controls
+        return to the current settings."""
         try:
             self.set(**changes)
-            self._ui["image"].value = self.png()
         except ValueError as err:
             self._ui["status"].value = f"<b style='color:#b00'>{err}</b>"
             self._sync_controls()
-            return
-        how = "cached" if self.stats["hits"] > hits else f"sampled in {self.last.seconds:.2f} s"
+
+    def _show(self, cached: bool) -> None:
+        """Put the current figure (PNG) and the status line into the UI."""
+        self._ui["image"].value = self.png()
+        how = "cached" if cached else f"sampled in {self.last.seconds:.2f} s"
         self._ui["status"].value = (f"<code>{self.title()}</code> &nbsp; {self.status_metrics()} "
                                     f"&nbsp; <small>({how})</small>")
 
