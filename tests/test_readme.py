@@ -36,3 +36,13 @@ def test_quick_start_radii_quoted_in_readme():
     quoted = re.search(r"\(radius ([\d., ]+)\)", README.read_text()).group(1)
     assert [f"{r:.2f}" for r in radii.tolist()] == [q.strip() for q in quoted.split(",")]
     assert torch.allclose(radii, torch.full_like(radii, 2.0), atol=0.15)
+
+
+def test_every_python_block_in_the_readme_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) >= 2
+    for code in blocks:
+        ns = {}
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, "README", "exec"), ns)
+    assert ns["x"].shape == (64, 1, 8, 8)        # the last block: 64 digits from the shipped UNet
