@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 
 import torch
 
 from diffedu import assets
 from diffedu.data import digits
+from _machine import machine  # benchmarks/_machine.py
 from diffedu.metrics import RECOGNISABLE_THRESHOLD, digit_features_and_probs, evaluate_sampler, fid_from_features
 
 ROWS = [("ddpm", (1000,), 1.0)] + [("ddim", (10, 20, 50, 100), eta) for eta in (0.0, 1.0)] + \
@@ -59,11 +59,9 @@ def main() -> None:
                     f"{r['recognisable']:.3f} | {r['seconds']:.1f} |")
             print(line, flush=True)
             lines.append(line)
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
     header = [f"# Digits FID and recognisable rate against NFE (shipped digits UNet)", "",
               f"`.venv/bin/python benchmarks/fid_table.py --n {a.n} --threads {a.threads}`; "
-              f"{datetime.date.today()}, {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+              f"{datetime.date.today()}, {machine()}, torch {torch.__version__}, "
               f"{a.threads} threads.", "",
               "Digits FID = Fréchet distance in the shipped classifier's 64-d feature space, not Inception "
               "FID; comparable only within this course. DDIM uses leading spacing; EDM samplers use Karras "

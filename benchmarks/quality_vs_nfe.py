@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ import time
 import torch
 
 import diffedu as d
+from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
 
 T = 1000
 
@@ -99,15 +99,6 @@ def main():
         cmd = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
         with open(args.out, "w") as f:
             f.write(f"Command: `{cmd}`\n\n" + "\n".join(lines) + "\n")
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"nproc {len(os.sched_getaffinity(0))}, {cpu}"
 
 
 def diffusers_ddim(eps_model, x, steps, eta, seed):

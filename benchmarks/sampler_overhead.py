@@ -42,6 +42,7 @@ import torch
 
 import diffedu as d
 from diffedu.trajectory import empty_steps
+from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
 
 FLOOR = "floor: bare torch loop"
 FLOOR_REC = "floor + recording: the bare loop writing every x_t, x0_hat into preallocated tensors"
@@ -142,18 +143,6 @@ def time_in_turn(fns: dict, repeats: int) -> dict:
             fn()
             times[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}"
 
 
 LEGEND = """\

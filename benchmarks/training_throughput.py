@@ -30,6 +30,7 @@ import diffedu as d
 from diffedu.data import load_training_data
 from diffedu.models import MLP, UNet
 from diffedu.training import train
+from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
 
 BATCH = 128  # the CLI's default --batch-size
 LOG_EVERY = 10  # train()'s default: one log line with the elapsed seconds every 10 steps
@@ -63,15 +64,6 @@ def measure(make, steps: int, warmup: int, device: str) -> tuple[float, float, i
     marks = [s for s in sorted(t) if s >= warmup]
     windows = [(t[b] - t[a]) / (b - a) for a, b in zip(marks[:-1], marks[1:])]
     return statistics.median(windows) * 1e3, (t[marks[-1]] - t[marks[0]]) / (marks[-1] - marks[0]) * 1e3, n_params
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"nproc {len(os.sched_getaffinity(0))}, {cpu}"
 
 
 def main():

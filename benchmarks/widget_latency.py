@@ -26,6 +26,7 @@ import torch
 
 from diffedu.widgets import Explorer2D, ImageExplorer
 from diffedu.widgets.base import unpack_asset
+from _machine import cpu_name  # noqa: E402  (benchmarks/_machine.py)
 
 
 def digits_model(path=None):
@@ -38,16 +39,6 @@ def digits_model(path=None):
     n_params = sum(p.numel() for p in trained.model.parameters())
     where = "shipped digits UNet, assets/digits_unet.safetensors" if path is None else f"NOT the shipped model: {path}"
     return eps_model, sched, shape, f"{where} ({n_params / 1e6:.2f} M parameters, samples {'x'.join(map(str, shape))})"
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def time_moves(explorer, repeats, via_widget):
