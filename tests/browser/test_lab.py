@@ -313,13 +313,15 @@ def test_explorer_in_jupyterlab(lab, page, capsys):
         assert f"eta={eta1}" in status.inner_text(), status.inner_text()
         assert readout(explorer, "eta") == eta1
         cell.screenshot(path=str(shots / "3_steps_moved.png"))
-    except BaseException:
+    except BaseException as err:
         try:
             page.screenshot(path=str(shots / "failure_page.png"))
         except Exception:
             pass
+        (shots / "failure.txt").write_text(f"{type(err).__name__}: {err}\n\nJupyterLab log:\n{lab.tail()}\n")
         with capsys.disabled():
-            print(f"[browser test] failed after {time.monotonic() - t0:.1f} s; JupyterLab log:\n{lab.tail()}")
+            print(f"[browser test] failed after {time.monotonic() - t0:.1f} s; the error and the JupyterLab log "
+                  f"are in {shots / 'failure.txt'}")
         raise
     with capsys.disabled():
         print(f"[browser test] {lab.notebook}: passed in {time.monotonic() - t0:.1f} s after server start "
