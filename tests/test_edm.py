@@ -64,23 +64,6 @@ def test_ddim_eta0_is_euler_in_x_over_s_and_sigma():
         torch.testing.assert_close(ddim.x0_hats, euler.x0_hats, rtol=1e-10, atol=1e-10)
 
 
-def test_sample_edm_is_the_loop_over_euler_step_and_heun_step_bit_for_bit():
-    """sample_edm writes the Euler update out (Heun reuses its slope); it must be euler_step exactly."""
-    sigmas = d.karras_sigmas(9).tolist()
-    x0 = 80 * torch.randn(300, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    for method in ("euler", "heun"):
-        x, xs = x0, [x0]
-        for s, s_next in zip(sigmas[:-1], sigmas[1:]):
-            D = MIX.denoiser(x, torch.full((len(x),), s, dtype=x.dtype))
-            x_e = d.samplers.euler_step(x, D, s, s_next)
-            if method == "heun" and s_next > 0:
-                D_next = MIX.denoiser(x_e, torch.full((len(x),), s_next, dtype=x.dtype))
-                x_e = d.samplers.heun_step(x, (x - D) / s, x_e, D_next, s, s_next)
-            x = x_e
-            xs.append(x)
-        assert torch.equal(d.sample_edm(MIX.denoiser, torch.tensor(sigmas, dtype=torch.float64), x0, method=method).xs, torch.stack(xs))
-
-
 def test_sample_pf_ode_edm_process_is_sample_edm():
     sigmas = d.karras_sigmas(12)
     x = 80 * torch.randn(200, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)

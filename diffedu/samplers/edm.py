@@ -47,15 +47,23 @@ def check_sigmas(sigmas) -> torch.Tensor:
     return sigmas
 
 
-def euler_step(x, D, sigma, sigma_next):
-    """x_next = x + (sigma_next - sigma) d with d = (x - D) / sigma.  [EDM Alg. 1 l. 5, 7]"""
-    return x + (sigma_next - sigma) * ((x - D) / sigma)
+def slope(x, x0_hat, sigma):
+    """The PF-ODE slope dx/dsigma = (x - D(x; sigma)) / sigma when s = 1 and sigma(t) = t.  [EDM eq. 3, Alg. 1 l. 5]
+
+    k-diffusion calls it `to_d`.  Every EDM sampler turns a denoiser output into a slope here.
+    """
+    return (x - x0_hat) / sigma
 
 
-def heun_step(x, d, x_next_euler, D_next, sigma, sigma_next):
-    """x_next = x + (sigma_next - sigma) (d + d') / 2 with d' the slope at the Euler prediction.  [EDM Alg. 1 l. 9-11]"""
-    d_next = (x_next_euler - D_next) / sigma_next
-    return x + (sigma_next - sigma) * (d + d_next) / 2
+def euler_step(x, d, t, t_next):
+    """One Euler step of dx/dt = d: x_next = x + (t_next - t) d.  [EDM Alg. 1 l. 6]"""
+    return x + (t_next - t) * d
+
+
+def heun_step(x, d, d_next, t, t_next):
+    """One Heun (trapezoid) step: x_next = x + (t_next - t) (d + d_next) / 2, with d_next the slope at
+    the Euler prediction.  [EDM Alg. 1 l. 7-8]"""
+    return x + (t_next - t) * (d + d_next) / 2
 
 
 def churn_gamma(sigma, s_churn, n_steps, s_tmin, s_tmax):
@@ -95,14 +103,15 @@ def sample_edm(denoiser, sigmas, x: torch.Tensor, method: str = "heun", s_churn:
             sigma_hat = sigma * (1 + gammas[i])
             x = x + math.sqrt(sigma_hat**2 - sigma**2) * s_noise * z.next()
             sigma = sigma_hat
+        # Euler step
         D = check_model_output(denoiser(x, vec(sigma)), x, "denoiser")
-        # euler_step(x, D, sigma, sigma_next), written out so that Heun reuses the slope d
-        d = (x - D) / sigma  # [EDM Alg. 1 l. 5]
-        x_next = x + (sigma_next - sigma) * d
+        d = slope(x, D, sigma)
+        x_next = euler_step(x, d, sigma, sigma_next)
         if method == "euler" or sigma_next == 0:
             return D, x_next, 1
+        # second-order correction: the slope at the Euler prediction
         D_next = check_model_output(denoiser(x_next, vec(sigma_next)), x, "denoiser")
-        return D, heun_step(x, d, x_next, D_next, sigma, sigma_next), 2
+        return D, heun_step(x, d, slope(x_next, D_next, sigma_next), sigma, sigma_next), 2
 
     return run(x, sigmas, step, record)
 
@@ -125,7 +134,8 @@ def sample_pf_ode(denoiser, process: Process, ts, x: torch.Tensor, method: str =
     t_list = ts.tolist()
     B = x.shape[0]
 
-    def slope(x, t):
+    def slope_t(x, t):
+        """dx/dt = a(t) x - b(t) D(x / s; sigma(t))  [EDM eq. 4]"""
         s, sigma = process.s(t), process.sigma(t)
         a, b = process.ode_coefs(t)
         D = check_model_output(denoiser(x / s, torch.full((B,), sigma, dtype=x.dtype, device=x.device)), x, "denoiser")
@@ -133,11 +143,11 @@ def sample_pf_ode(denoiser, process: Process, ts, x: torch.Tensor, method: str =
 
     def step(i, x):
         t, t_next = t_list[i], t_list[i + 1]
-        d, D = slope(x, t)
-        x_next = x + (t_next - t) * d
+        d, D = slope_t(x, t)
+        x_next = euler_step(x, d, t, t_next)
         if method == "euler" or process.sigma(t_next) == 0:
             return D, x_next, 1
-        d_next, _ = slope(x_next, t_next)
-        return D, x + (t_next - t) * (d + d_next) / 2, 2
+        d_next, _ = slope_t(x_next, t_next)
+        return D, heun_step(x, d, d_next, t, t_next), 2
 
     return run(x, ts, step, record)
