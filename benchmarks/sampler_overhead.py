@@ -9,7 +9,7 @@ same run:
   floor + recording  the same loop, each x_t and x0_hat (D for Heun) written straight into
                      preallocated (n + 1, *shape) tensors by the operation that computes it
                      (out=): the least memory traffic any loop that records can have.  The
-                     memory comes from diffedu.trajectory.empty_steps, as diffedu's does: how
+                     memory comes from diffedu._recording.empty_steps, as diffedu's does: how
                      memory is obtained decides much of what recording costs (torch.empty's
                      4 KiB pages cost ~2x more for the images on this machine)
   diffedu            `sample_ddim` / `sample_edm` with record=True, reading the stacked
@@ -41,7 +41,7 @@ import time
 import torch
 
 import diffedu as d
-from diffedu.trajectory import empty_steps
+from diffedu._recording import empty_steps
 from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
 
 FLOOR = "floor: bare torch loop"

@@ -61,3 +61,18 @@ def check_choice(value, name: str, choices) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
+
+
+def check_start(x_T: torch.Tensor, name: str = "x_T") -> None:
+    """A sampler's starting point must be a finite tensor with a batch dimension."""
+    check_finite(x_T, name)
+    if x_T.dim() < 1:
+        raise ValueError(f"{name} must have a batch dimension, got a 0-d tensor")
+
+
+def check_model_output(out, x: torch.Tensor, what: str = "eps_model") -> torch.Tensor:
+    """The network must return a tensor shaped like its input."""
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{what} returned {shape}; it must return a tensor of the input's shape {tuple(x.shape)}")
+    return out

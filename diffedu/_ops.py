@@ -2,11 +2,14 @@
 
 Coefficient functions in diffedu are written with `+ - * /`, `**` and the `sqrt` below, so the
 sympy derivations in `diffedu.symbolic` can call the very function the samplers call.
+
+Imports: math, numpy, torch; sympy only when given a sympy expression.  Layer base.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -26,8 +29,6 @@ def _dispatch(x, name: str):
         return getattr(sympy, name)(x)
     if isinstance(x, (int, float)):
         return getattr(math, name)(x)
-    import numpy as np
-
     return getattr(np, name)(x)
 
 

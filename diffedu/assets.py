@@ -7,12 +7,16 @@
 `assets/manifest.json` records each file's SHA-256, size and the exact command that made it
 (see `assets/README.md`).  A file whose hash differs from the manifest is refused with an
 error that names it: re-download the repository file, or retrain with the recorded command.
+
+Imports: diffedu.checkpoint (io).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
+
+from .checkpoint import load_classifier_file, load_model
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 MANIFEST = "manifest.json"
@@ -49,22 +53,16 @@ def asset_path(name: str, root=None) -> Path:
 
 def load_digits_unet(device="cpu", root=None):
     """The shipped digits UNet as a `Trained` (.model is eps_model(x_t, t); .sched the T = 1000 schedule)."""
-    from .checkpoint import load_model
-
     return load_model(asset_path("digits_unet.safetensors", root), device=device)
 
 
 def load_mlp(device="cpu", root=None):
     """The shipped 2-D MLP as a `Trained` (eps-prediction on the eight-Gaussian mixture)."""
-    from .checkpoint import load_model
-
     return load_model(asset_path("mixture_mlp.safetensors", root), device=device)
 
 
 def load_classifier(device="cpu", root=None):
     """The shipped digits classifier (`DigitClassifier`, eval mode; 8x8 digits in [-1, 1])."""
-    from .models.classifier import load_classifier_file
-
     return load_classifier_file(asset_path("digits_classifier.safetensors", root), device=device)
 
 

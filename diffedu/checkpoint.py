@@ -1,23 +1,29 @@
-"""Checkpoints (to resume training) and exported models (to ship), and `Trained`, what loading returns.
+"""Checkpoints (to resume training), exported models and classifier files (to ship), and loading them as `Trained`.
 
 A checkpoint (`.pt`, torch.save) holds the weights, the EMA weights, the optimiser state, the step,
 every RNG state, the schedule's betas, the model config and the objective; it is written to a
 temporary file and moved into place with os.replace, so a run killed mid-write leaves the last
 complete checkpoint intact.  Loading uses `torch.load(weights_only=True)`: no pickled code runs.
 An exported model (`.safetensors`) holds only the EMA weights (fp16 or fp32) plus the same
-metadata: what `assets/` ships.
+metadata: what `assets/` ships.  The digits classifier is shipped the same way (`save_classifier`).
+
+Imports: torch, safetensors, diffedu core maths (schedules), diffedu.models, diffedu.trained.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
+from .models import build_model
+from .models.classifier import DigitClassifier
 from .schedules import Schedule
+from .trained import Trained
 
 FORMAT = "diffedu-checkpoint"
 VERSION = 1
@@ -73,59 +79,8 @@ def load_checkpoint(path, model_config: dict | None = None, device="cpu") -> dic
     return ck
 
 
-@dataclass
-class Trained:
-    """A trained network and what is needed to sample from it.
-
-    model       the network (EMA weights, eval mode): eps_model(x_t, t) or EDM's F(c_in x, c_noise)
-    objective   "eps" or "edm"
-    sched       the DDPM Schedule it was trained on (eps), or None (edm)
-    sigma_data  EDM's sigma_data (edm)
-    shape       the shape of one sample, e.g. [1, 8, 8] or [2]
-    meta        data name, step, training arguments
-    """
-
-    model: nn.Module
-    objective: str
-    sched: Schedule | None
-    sigma_data: float = 0.5
-    shape: list = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def denoiser(self):
-        """D(x, sigma) for either objective: EDM's Denoiser, or the eps-model seen as one.  [EDM Tab. 1]"""
-        from .precond import Denoiser, denoiser_from_eps
-
-        if self.objective == "edm":
-            return Denoiser(self.model, self.sigma_data)
-        return denoiser_from_eps(self.model, self.sched)
-
-    def eps_model(self, sched: Schedule | None = None):
-        """eps_model(x_t, t) on a discrete schedule: the network itself (eps), or derived from D (edm)."""
-        if self.objective == "eps":
-            return self.model
-        from .precond import eps_from_denoiser
-        from .schedules import linear_betas
-
-        return eps_from_denoiser(self.denoiser(), sched or Schedule(linear_betas(1000)))
-
-    @torch.no_grad()
-    def sample(self, n: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0,
-               generator: torch.Generator | None = None, record: bool = False):
-        """n samples (on the CPU).  See `diffedu.sampling.generate` for the samplers."""
-        from .sampling import generate
-
-        return generate(self, n, sampler=sampler, steps=steps, eta=eta, generator=generator, record=record).x.cpu()
-
-
 def export_model(ckpt_path, out_path, dtype: str = "float32") -> Path:
     """Write the EMA weights of a training checkpoint (cast to `dtype`) and its metadata as .safetensors."""
-    from safetensors.torch import save_file
-
     ck = load_checkpoint(ckpt_path)
     dt = {"float32": torch.float32, "float16": torch.float16}[dtype]
     tensors = {f"ema.{k}": v.to(dt) if v.is_floating_point() else v for k, v in ck["ema"].items()}
@@ -152,8 +107,6 @@ def publish(tmp: Path, path: Path) -> None:
 
 def load_model(path, device="cpu", ema: bool = True) -> Trained:
     """A Trained model from a training checkpoint (.pt, EMA weights unless ema=False) or an export (.safetensors)."""
-    from .models import build_model
-
     path = Path(path)
     if path.suffix == ".safetensors":
         config, objective, sigma_data, meta, weights, betas = _read_export(path)
@@ -172,8 +125,6 @@ def load_model(path, device="cpu", ema: bool = True) -> Trained:
 
 
 def _read_export(path: Path):
-    from safetensors import safe_open
-
     if not path.is_file():
         raise ValueError(f"model file {str(path)!r} does not exist")
     try:
@@ -187,3 +138,34 @@ def _read_export(path: Path):
     weights = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
     return (json.loads(md["model_config"]), md["objective"], float(md["sigma_data"]), json.loads(md["meta"]),
             weights, tensors.get("schedule.betas"))
+
+
+def save_classifier(clf: DigitClassifier, path, meta: dict | None = None) -> None:
+    """Write the classifier's weights and config as .safetensors (float32)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file({k: v.detach().float().contiguous() for k, v in clf.state_dict().items()}, str(tmp),
+              metadata={"format": "diffedu-classifier", "model_config": json.dumps(clf.config),
+                        "meta": json.dumps(meta or {})})
+    publish(tmp, path)
+
+
+def load_classifier_file(path, device="cpu") -> DigitClassifier:
+    """A DigitClassifier (eval mode) from a file written by `save_classifier`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"classifier file {str(path)!r} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            md = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:
+        raise ValueError(f"classifier file {str(path)!r} is truncated or corrupt ({type(err).__name__}: {err})") from None
+    if md.get("format") != "diffedu-classifier":
+        raise ValueError(f"{str(path)!r} is not a diffedu classifier file")
+    config = json.loads(md["model_config"])
+    clf = DigitClassifier(**{k: v for k, v in config.items() if k != "kind"})
+    clf.load_state_dict(state)
+    clf.meta = json.loads(md.get("meta", "{}"))
+    return clf.to(device).eval().requires_grad_(False)

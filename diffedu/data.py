@@ -2,6 +2,8 @@
 
 Everything returns torch tensors (float32) or a torch Dataset; images are (N, C, H, W) in [-1, 1].
 Every toy set takes a `seed` (default 0), so the same call gives the same points.
+
+Imports: torch, numpy, pillow, tqdm, diffedu.models (the exact mixture); layer io.
 """
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_int
+from .models.analytic import GaussianMixture
 
 # ---------------------------------------------------------------------------------------------
 # 2-D toy sets.  Each is scaled to roughly unit standard deviation per coordinate.
@@ -59,8 +64,6 @@ def checkerboard(n: int = 10000, seed: int = 0) -> torch.Tensor:
 
 def eight_gaussians(n: int = 10000, seed: int = 0) -> torch.Tensor:
     """n exact samples of `GaussianMixture.eight_gaussians()` (radius 2, std 0.1); (n, 2)."""
-    from .models.analytic import GaussianMixture
-
     return GaussianMixture.eight_gaussians().sample(check_int(n, "n", lo=1), generator=_gen(seed)).float()
 
 
@@ -137,8 +140,6 @@ class ImageFolder(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        from PIL import Image, UnidentifiedImageError
-
         path = self.files[i]
         try:
             with Image.open(path) as im:
@@ -159,7 +160,6 @@ class ImageFolder(Dataset):
         """All images as one (N, channels, size, size) tensor (what the training loop takes)."""
         it = range(len(self))
         if progress:
-            from tqdm.auto import tqdm
             it = tqdm(it, desc=f"loading {self.root}")
         return torch.stack([self[i] for i in it])
 

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_choice, check_finite
+from ._checks import check_choice, check_finite, check_model_output
 from .forward import q_sample
 from .posterior import vlb_weight
 from .schedules import Schedule
-from .trajectory import check_model_output
 
 
 def l_simple(eps_model, sched: Schedule, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -4,6 +4,8 @@ a digits "FID" in a small classifier's feature space, the recognisable-digit rat
 The digits Fréchet distance is NOT Inception FID: it uses the penultimate features of the small
 CNN that `diffedu.assets.load_classifier()` ships, so its numbers are comparable only with other
 numbers computed the same way in this course, never with FID values in papers.
+
+Imports: torch, numpy, scipy, diffedu io (assets, checkpoint, data, sampling), diffedu.models; layer apps.
 """
 from __future__ import annotations
 
@@ -14,7 +16,12 @@ import numpy as np
 import torch
 from scipy import linalg
 
+from . import assets
 from ._checks import check_int, check_number
+from .checkpoint import load_classifier_file
+from .data import digits, toy_2d
+from .models.classifier import DigitClassifier
+from .sampling import generate
 
 
 def _as_2d(x, name: str) -> torch.Tensor:
@@ -135,44 +142,32 @@ def digits_fid(images: torch.Tensor, classifier=None, reference: torch.Tensor | 
     NOT Inception FID; comparable only within this course (same classifier, same resolution).
     """
     if classifier is None:
-        from .assets import load_classifier
-        classifier = load_classifier()
+        classifier = assets.load_classifier()
     if reference is None:
-        from .data import digits
         reference = digits(classifier.config["image_size"])[0]
     f, _ = digit_features_and_probs(images, classifier)
     f_ref, _ = digit_features_and_probs(reference, classifier)
     return fid_from_features(f, f_ref)
 
 
-def evaluate_sampler(trained, sampler: str = "ddim", steps=(10, 20, 50), eta: float = 0.0, n: int = 1000,
+def evaluate_sampler(trained, sampler: str = "ddim", steps=(10, 20, 50), eta: float | None = None, n: int = 1000,
                      seed: int = 0, classifier=None, reference: torch.Tensor | None = None) -> list[dict]:
     """Quality and wall time against NFE: one row per entry of `steps`, same seed for each.
 
     Digits models (images of one channel): fid (in the classifier's feature space, see
     `digits_fid`) and recognisable (`recognisable_rate`).  2-D models: sw, the sliced Wasserstein
     distance to `reference` (default: fresh points of the training set, seed + 1).  Each row also
-    has sampler, steps, nfe, seconds (sampling wall time on this machine).
+    has sampler, steps, eta (None for samplers without one), nfe, seconds (sampling wall time here).
     """
-    from .sampling import generate
-
     images = len(trained.shape) == 3
     if images:
-        from .data import digits
-        from .models.classifier import DigitClassifier, load_classifier_file
-
-        if classifier is None or isinstance(classifier, str):
-            if classifier is None:
-                from .assets import load_classifier
-                classifier = load_classifier()
-            else:
-                classifier = load_classifier_file(classifier)
-        assert isinstance(classifier, DigitClassifier)
+        if classifier is None:
+            classifier = assets.load_classifier()
+        elif not isinstance(classifier, DigitClassifier):
+            classifier = load_classifier_file(classifier)
         ref = reference if reference is not None else digits(classifier.config["image_size"])[0]
         f_ref, _ = digit_features_and_probs(ref, classifier)
     else:
-        from .data import toy_2d
-
         ref = reference if reference is not None else toy_2d(trained.meta.get("data", "mixture"), n=n, seed=seed + 1)
     rows = []
     for k in steps:
@@ -181,7 +176,7 @@ def evaluate_sampler(trained, sampler: str = "ddim", steps=(10, 20, 50), eta: fl
         traj = generate(trained, n, sampler=sampler, steps=k, eta=eta, generator=g)
         seconds = time.perf_counter() - t0
         x = traj.x.cpu()
-        row = dict(sampler=sampler, steps=int(k), eta=float(eta), nfe=int(traj.nfe))
+        row = dict(sampler=sampler, steps=int(k), eta=None if eta is None else float(eta), nfe=int(traj.nfe))
         if images:
             f, p = digit_features_and_probs(x, classifier)
             row.update(fid=fid_from_features(f, f_ref),

@@ -2,74 +2,18 @@
 
 Every sampler in diffedu is a list of times plus a pure step function; `run` walks the list,
 calls the step, and records the states, the estimates of x_0 and the number of network calls.
-Widgets and plots read Trajectory objects; they never re-implement sampling.
+Widgets and plots read Trajectory objects; they never re-implement sampling.  How recorded
+states are stored (preallocated, page-fault-friendly memory) is `diffedu._recording`'s business.
+
+Imports: torch, diffedu._recording.  Layer samplers.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import torch
 
-from ._checks import check_finite
-
-_NUMPY_DTYPES = {torch.float64: np.float64, torch.float32: np.float32, torch.float16: np.float16}
-_HUGE_PAGE = 2 << 20  # bytes in a transparent huge page on x86-64 Linux
-_NUMPY_MADVISE = 4 << 20  # numpy asks for huge pages for arrays of at least this many bytes
-
-
-def empty_steps(n: int, like: torch.Tensor) -> torch.Tensor:
-    """Uninitialised room for n tensors shaped like `like`, as one tensor of shape (n, *like.shape).
-
-    A recorded trajectory is written once into memory the process has not touched before, and
-    the system hands that memory out page by page.  When it needs at least one huge page (2 MiB)
-    on the CPU, the room is a numpy array of at least 4 MiB, for which numpy asks Linux for
-    transparent huge pages (madvise): one page fault per 2 MiB instead of one per 4 KiB, which
-    roughly halves the cost of recording 64 images of 3x32x32 (benchmarks/sampler_overhead.py).
-    Otherwise, and for dtypes numpy lacks, it is torch.empty.
-    """
-    shape = (n, *like.shape)
-    numel = n * like.numel()
-    if like.device.type == "cpu" and like.dtype in _NUMPY_DTYPES and numel * like.element_size() >= _HUGE_PAGE:
-        flat = np.empty(max(numel, -(-_NUMPY_MADVISE // like.element_size())), dtype=_NUMPY_DTYPES[like.dtype])
-        return torch.from_numpy(flat)[:numel].view(shape)
-    return torch.empty(shape, dtype=like.dtype, device=like.device)
-
-
-class _Recorder:
-    """Tensors appended one at a time and read back stacked, without a final torch.stack.
-
-    Room for all `capacity` of them is taken when the first arrives (`empty_steps`) and each is
-    copied in, so a sampler's outputs go back to the allocator after every step.  Anything that
-    does not fit (another shape, dtype or device, more than `capacity`, a tensor that requires
-    grad) switches to keeping the tensors themselves, joined by torch.stack when read.
-    """
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self.n = 0
-        self.buf: torch.Tensor | None = None
-        self.items: list[torch.Tensor] | None = None
-
-    def _fits(self, t: torch.Tensor) -> bool:
-        if t.requires_grad or self.n >= self.capacity:
-            return False
-        if self.buf is None:
-            self.buf = empty_steps(self.capacity, t)
-        return t.shape == self.buf.shape[1:] and t.dtype == self.buf.dtype and t.device == self.buf.device
-
-    def append(self, t: torch.Tensor) -> None:
-        if self.items is None and self._fits(t):
-            self.buf[self.n].copy_(t)
-        else:
-            if self.items is None:
-                self.items = [] if self.buf is None else list(self.buf[: self.n])
-                self.buf = None
-            self.items.append(t)
-        self.n += 1
-
-    def stacked(self) -> torch.Tensor:
-        return torch.stack(self.items) if self.items is not None or self.buf is None else self.buf[: self.n]
+from ._recording import Recorder
 
 
 class Trajectory:
@@ -89,7 +33,7 @@ class Trajectory:
         self._x_T = self._x = x_T
         self._x0_hat: torch.Tensor | None = None
         if record:
-            self._xs, self._x0_hats = _Recorder(len(ts)), _Recorder(len(ts) - 1)
+            self._xs, self._x0_hats = Recorder(len(ts)), Recorder(len(ts) - 1)
             self._xs.append(x_T)
         self._stacked: dict[str, torch.Tensor] = {}
 
@@ -167,21 +111,6 @@ class NoiseStream:
             z = z.to(like.dtype)
         self.used += 1
         return z
-
-
-def check_start(x_T: torch.Tensor, name: str = "x_T") -> None:
-    """A sampler's starting point must be a finite tensor with a batch dimension."""
-    check_finite(x_T, name)
-    if x_T.dim() < 1:
-        raise ValueError(f"{name} must have a batch dimension, got a 0-d tensor")
-
-
-def check_model_output(out, x: torch.Tensor, what: str = "eps_model") -> torch.Tensor:
-    """The network must return a tensor shaped like its input."""
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"{what} returned {shape}; it must return a tensor of the input's shape {tuple(x.shape)}")
-    return out
 
 
 StepFn = Callable[[int, torch.Tensor], tuple]

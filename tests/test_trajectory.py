@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import diffedu as d
-from diffedu.trajectory import Trajectory, empty_steps
+from diffedu._recording import empty_steps
+from diffedu.trajectory import Trajectory
 
 
 def _fill(traj, states, estimates):

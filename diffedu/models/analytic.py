@@ -12,6 +12,7 @@ import math
 import torch
 
 from .._checks import check_finite, check_int
+from ..precond import eps_from_denoiser
 
 
 class GaussianMixture:
@@ -130,6 +131,4 @@ class GaussianMixture:
         x_t = sqrt(alpha_bar_t)(x_0 + sigma_t eps) with sigma_t = sqrt((1 - alpha_bar_t)/alpha_bar_t),
         so E[eps | x_t] = (x - D(x, sigma_t)) / sigma_t with x = x_t / sqrt(alpha_bar_t).
         """
-        from ..precond import eps_from_denoiser
-
         return eps_from_denoiser(self.denoiser, sched)

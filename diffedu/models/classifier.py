@@ -3,12 +3,16 @@
 This is NOT Inception FID.  Its numbers are comparable only with other numbers computed with the
 same shipped classifier (`diffedu.assets.load_classifier()`), on the same resolution, in this
 course: a sample set "close to the real digits in this network's feature space".
+Saving and loading the classifier's file is io: `diffedu.checkpoint.save_classifier` / `load_classifier_file`.
+
+Imports: torch, tqdm, _checks.  Layer models.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from .._checks import check_int
 
@@ -91,7 +95,6 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, steps: int = 30
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     it = range(steps)
     if progress:
-        from tqdm.auto import tqdm
         it = tqdm(it, desc="classifier")
     for _ in it:
         idx = train[torch.randint(len(train), (batch_size,), generator=g)]
@@ -106,47 +109,3 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, steps: int = 30
     with torch.no_grad():
         acc = (clf(images[test]).argmax(1) == labels[test]).float().mean().item() if holdout else float("nan")
     return clf, acc
-
-
-def save_classifier(clf: DigitClassifier, path, meta: dict | None = None) -> None:
-    """Write the classifier's weights and config as .safetensors (float32)."""
-    import json
-    import os
-    from pathlib import Path
-
-    from safetensors.torch import save_file
-
-    from ..checkpoint import publish
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file({k: v.detach().float().contiguous() for k, v in clf.state_dict().items()}, str(tmp),
-              metadata={"format": "diffedu-classifier", "model_config": json.dumps(clf.config),
-                        "meta": json.dumps(meta or {})})
-    publish(tmp, path)
-
-
-def load_classifier_file(path, device="cpu") -> DigitClassifier:
-    """A DigitClassifier (eval mode) from a file written by `save_classifier`."""
-    import json
-    from pathlib import Path
-
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"classifier file {str(path)!r} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            md = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as err:
-        raise ValueError(f"classifier file {str(path)!r} is truncated or corrupt ({type(err).__name__}: {err})") from None
-    if md.get("format") != "diffedu-classifier":
-        raise ValueError(f"{str(path)!r} is not a diffedu classifier file")
-    config = json.loads(md["model_config"])
-    clf = DigitClassifier(**{k: v for k, v in config.items() if k != "kind"})
-    clf.load_state_dict(state)
-    clf.meta = json.loads(md.get("meta", "{}"))
-    return clf.to(device).eval().requires_grad_(False)

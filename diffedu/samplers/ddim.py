@@ -11,7 +11,7 @@ the first noisy step).  With n = steps:
 and every grid ends with t = 0 (alpha_bar_0 = 1), so the last step lands on clean data.
 Each step goes from one grid time to the next one in the list.  diffusers' DDIMScheduler
 instead always jumps by T // n, which lands off the grid for `linspace`, and for `trailing`
-when n does not divide T; there diffedu keeps to the grid (see tests/test_vs_diffusers.py).
+when n does not divide T; there diffedu keeps to the grid (see tests/peers/test_diffusers_ddpm_ddim.py).
 """
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ import math
 import numpy as np
 import torch
 
-from .._checks import check_choice, check_int, check_number
+from .._checks import check_choice, check_int, check_model_output, check_number, check_start
 from ..param import eps_from_x0, x0_from_eps
 from ..posterior import ddim_sigma, ddim_step_coefs
 from ..schedules import Schedule
-from ..trajectory import NoiseStream, Trajectory, check_model_output, check_start, run
+from ..trajectory import NoiseStream, Trajectory, run
 from .common import check_clip, clip, model_time
 
 SPACINGS = ("leading", "trailing", "linspace")
@@ -59,7 +59,7 @@ def ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta=0.0, noise=None, clip_x
     if clip_x0 is not None:
         x0_hat = clip(x0_hat, clip_x0)
         eps_hat = eps_from_x0(x, x0_hat, alpha_bar)
-    sigma = ddim_sigma(alpha_bar, alpha_bar_prev, eta)
+    sigma = ddim_sigma(alpha_bar, alpha_bar_prev, eta) if eta else 0.0   # eta = 0 also runs upwards (inversion)
     coef_x0, coef_eps = ddim_step_coefs(alpha_bar, alpha_bar_prev, sigma)
     x_prev = coef_x0 * x0_hat + coef_eps * eps_hat
     if sigma > 0:
@@ -126,8 +126,9 @@ def ddim_invert(eps_model, sched: Schedule, x0: torch.Tensor, steps: int = 50, s
 
     def step(i, x):
         eps_hat = check_model_output(eps_model(x, model_time(t_model[i], x)), x)
-        x0_hat = x if i == 0 else x0_from_eps(x, eps_hat, ab[i])  # at t = 0 the state is x_0 itself
-        coef_x0, coef_eps = ddim_step_coefs(ab[i], ab[i + 1], 0.0)
-        return x0_hat, coef_x0 * x0_hat + coef_eps * eps_hat, 1
+        # the deterministic update from alpha_bar_{t_i} to the larger time's alpha_bar_{t_{i+1}};
+        # at t = 0 (alpha_bar = 1) its x0_hat is x itself
+        x_next, x0_hat = ddim_step(x, eps_hat, ab[i], ab[i + 1])
+        return x0_hat, x_next, 1
 
     return run(x0, ts, step, record)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_choice
+from .._checks import check_choice, check_model_output, check_start
 from ..param import x0_from_eps
 from ..posterior import posterior_mean_coefs
 from ..schedules import Schedule
-from ..trajectory import NoiseStream, Trajectory, check_model_output, check_start, run
+from ..trajectory import NoiseStream, Trajectory, run
 from .common import check_clip, clip, model_time
 
 VARIANCES = ("beta_tilde", "beta")

@@ -11,9 +11,9 @@ import math
 
 import torch
 
-from .._checks import check_choice, check_finite, check_int, check_number
+from .._checks import check_choice, check_finite, check_int, check_model_output, check_number, check_start
 from ..processes import Process
-from ..trajectory import NoiseStream, Trajectory, check_model_output, check_start, run
+from ..trajectory import NoiseStream, Trajectory, run
 
 METHODS = ("heun", "euler")
 

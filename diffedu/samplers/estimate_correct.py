@@ -21,12 +21,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as nnf
 
-from .._checks import check_choice, check_int, check_number
+from .._checks import check_choice, check_int, check_model_output, check_number, check_start
 from .._ops import sqrt
 from ..forward import q_sample
 from ..param import eps_from_x0, x0_from_eps
+from ..posterior import ddim_sigma
 from ..schedules import Schedule
-from ..trajectory import NoiseStream, Trajectory, check_model_output, check_start, run
+from ..trajectory import NoiseStream, Trajectory, run
 from .common import model_time
 
 CORRECTIONS = ("marginal", "deterministic", "partial")
@@ -198,8 +199,6 @@ def x0_loss(x0_model, forward, x0: torch.Tensor, generator: torch.Generator | No
 
 def sigma_tilde_for_eta(sched: Schedule, ts, eta: float) -> list[float]:
     """Per-step sigma_tilde that makes "partial" take exactly DDIM(eta)'s steps on the grid ts.  [DDIM eq. 16]"""
-    from ..posterior import ddim_sigma
-
     ab = sched.alpha_bar[torch.as_tensor(ts, dtype=torch.long)].tolist()
     out = []
     for a, a_prev in zip(ab[:-1], ab[1:]):
