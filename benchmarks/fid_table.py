@@ -22,8 +22,15 @@ from diffedu.data import digits
 from _machine import machine  # benchmarks/_machine.py
 from diffedu.metrics import RECOGNISABLE_THRESHOLD, digit_features_and_probs, evaluate_sampler, fid_from_features
 
-ROWS = [("ddpm", (1000,), 1.0)] + [("ddim", (10, 20, 50, 100), eta) for eta in (0.0, 1.0)] + \
-       [("edm-euler", (10, 20, 50, 100), 0.0), ("edm-heun", (6, 11, 26, 51), 0.0)]
+ROWS = [("ddpm", (1000,), None)] + [("ddim", (10, 20, 50, 100), eta) for eta in (0.0, 1.0)] + \
+       [("edm-euler", (10, 20, 50, 100), None), ("edm-heun", (6, 11, 26, 51), None)]
+
+
+def eta_column(row: dict) -> str:
+    """The eta column: the sampler's own eta, else where it sits in DDIM's family (DDPM is eta = 1,
+    the ODE samplers are deterministic, eta = 0)."""
+    eta = row["eta"] if row["eta"] is not None else (1.0 if row["sampler"] == "ddpm" else 0.0)
+    return f"{eta:g}"
 
 
 def floor(classifier, n: int, repeats: int = 5) -> tuple[list[float], list[float]]:
@@ -55,7 +62,7 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     for sampler, steps, eta in ROWS:
         for r in evaluate_sampler(unet, sampler, steps=steps, eta=eta, n=a.n, seed=0, classifier=clf):
-            line = (f"| {r['sampler']} | {r['eta']:g} | {r['steps']} | {r['nfe']} | {r['fid']:.3f} | "
+            line = (f"| {r['sampler']} | {eta_column(r)} | {r['steps']} | {r['nfe']} | {r['fid']:.3f} | "
                     f"{r['recognisable']:.3f} | {r['seconds']:.1f} |")
             print(line, flush=True)
             lines.append(line)

@@ -29,6 +29,7 @@ import time
 import torch
 
 import diffedu as d
+from diffedu.samplers import SAMPLERS, Target
 from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
 
 T = 1000
@@ -58,19 +59,18 @@ def main():
     def noise(seed):
         return torch.randn(args.n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
-    runs = {
-        "DDPM (beta_tilde)": [(1000, lambda s, _: d.sample_ddpm(eps_model, sched, noise(s), generator=torch.Generator().manual_seed(s + 1), record=False))],
-    }
-    for eta in (0.0, 1.0):
-        runs[f"DDIM eta={eta:g}"] = [
-            (n, lambda s, n, eta=eta: d.sample_ddim(eps_model, sched, noise(s), steps=n, eta=eta,
-                                                     generator=torch.Generator().manual_seed(s + 1), record=False))
-            for n in (5, 10, 20, 50, 100)]
-    for method in ("euler", "heun"):
-        runs[f"EDM {method} (Karras)"] = [
-            (n, lambda s, n, method=method: d.sample_edm(mix.denoiser, d.karras_sigmas(n), 80 * noise(s), method=method,
-                                                          record=False))
-            for n in ((5, 10, 20, 50, 100) if method == "euler" else (3, 6, 11, 26, 51))]
+    # the course's samplers from the registry, on the exact model; the Karras grid on EDM's 0.002..80
+    # (diffusers' default range, which the side-by-side table below uses too)
+    target = Target(eps_model, sched, mix.denoiser, 0.002, 80.0)
+    cases = [("ddpm", {}, (1000,)), ("ddim", {"eta": 0.0}, (5, 10, 20, 50, 100)),
+             ("ddim", {"eta": 1.0}, (5, 10, 20, 50, 100)), ("edm-euler", {}, (5, 10, 20, 50, 100)),
+             ("edm-heun", {}, (3, 6, 11, 26, 51))]
+    runs = {}
+    for key, params, steps_list in cases:
+        label = SAMPLERS[key].title + "".join(f" {k}={v:g}" for k, v in params.items())
+        runs[label] = [(n, lambda s, n, key=key, params=params: SAMPLERS[key](
+            target, noise(s), n, generator=torch.Generator().manual_seed(s + 1), record=False, **params))
+            for n in steps_list]
     import diffusers
 
     emit(f"# quality vs NFE, 8-Gaussian mixture (radius 2, std 0.1), n={args.n}, median of {args.seeds} seeds")
@@ -89,7 +89,7 @@ def main():
             res, walls = [], []
             for s in range(args.seeds):
                 t0 = time.perf_counter()
-                traj = fn(s, steps) if name.startswith(("DDIM", "EDM")) else fn(s, None)
+                traj = fn(s, steps)
                 walls.append(time.perf_counter() - t0)
                 res.append(score(mix, traj.x))
             emit(f"| {name} | {steps} | {traj.nfe} | {statistics.median(f for f, _ in res):.5f} | "

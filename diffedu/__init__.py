@@ -2,6 +2,8 @@
 
 Every coefficient function cites the equation it implements (see REFERENCES.md) and is paired
 with its sympy derivation in `diffedu.symbolic`.
+
+Imports: every layer below it (the public names at top level); nothing imports it back.
 """
 from .forward import q_mean_var, q_mean_var_coefs, q_sample
 from .losses import l_simple, vlb_weights

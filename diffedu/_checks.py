@@ -1,4 +1,7 @@
-"""Input validation: every message names the argument, what it got, and what is allowed."""
+"""Input validation: every message names the argument, what it got, and what is allowed.
+
+Imports: math, operator, torch.  Layer base.
+"""
 from __future__ import annotations
 
 import math

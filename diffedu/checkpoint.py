@@ -124,17 +124,25 @@ def load_model(path, device="cpu", ema: bool = True) -> Trained:
     return Trained(model, objective, sched, sigma_data, list(meta.get("shape", [])), meta)
 
 
-def _read_export(path: Path):
+def _read_safetensors(path, what: str, fmt: str) -> tuple[dict, dict]:
+    """(metadata, tensors) of a diffedu .safetensors file whose format tag is `fmt`; ValueError naming
+    the file when it is missing, unreadable or another kind of file."""
+    path = Path(path)
     if not path.is_file():
-        raise ValueError(f"model file {str(path)!r} does not exist")
+        raise ValueError(f"{what} file {str(path)!r} does not exist")
     try:
         with safe_open(str(path), framework="pt") as f:
             md = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as err:
-        raise ValueError(f"model file {str(path)!r} is truncated or corrupt ({type(err).__name__}: {err})") from None
-    if md.get("format") != "diffedu-model":
-        raise ValueError(f"{str(path)!r} is not a diffedu model export (no format tag 'diffedu-model')")
+        raise ValueError(f"{what} file {str(path)!r} is truncated or corrupt ({type(err).__name__}: {err})") from None
+    if md.get("format") != fmt:
+        raise ValueError(f"{str(path)!r} is not a diffedu {what} file (no format tag {fmt!r})")
+    return md, tensors
+
+
+def _read_export(path: Path):
+    md, tensors = _read_safetensors(path, "model", "diffedu-model")
     weights = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
     return (json.loads(md["model_config"]), md["objective"], float(md["sigma_data"]), json.loads(md["meta"]),
             weights, tensors.get("schedule.betas"))
@@ -153,17 +161,7 @@ def save_classifier(clf: DigitClassifier, path, meta: dict | None = None) -> Non
 
 def load_classifier_file(path, device="cpu") -> DigitClassifier:
     """A DigitClassifier (eval mode) from a file written by `save_classifier`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"classifier file {str(path)!r} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            md = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as err:
-        raise ValueError(f"classifier file {str(path)!r} is truncated or corrupt ({type(err).__name__}: {err})") from None
-    if md.get("format") != "diffedu-classifier":
-        raise ValueError(f"{str(path)!r} is not a diffedu classifier file")
+    md, state = _read_safetensors(path, "classifier", "diffedu-classifier")
     config = json.loads(md["model_config"])
     clf = DigitClassifier(**{k: v for k, v in config.items() if k != "kind"})
     clf.load_state_dict(state)

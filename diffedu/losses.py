@@ -1,4 +1,7 @@
-"""The DDPM training objective L_simple and the true per-t weights of the variational bound.  [DDPM eq. 12, 14]"""
+"""The DDPM training objective L_simple and the true per-t weights of the variational bound.  [DDPM eq. 12, 14]
+
+Imports: torch, _checks, forward, posterior, schedules.  Layer core.
+"""
 from __future__ import annotations
 
 import torch

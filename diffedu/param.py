@@ -5,6 +5,8 @@ velocity v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0  [Salimans & Ho §4],
 Tweedie's formula score = grad log q(x_t) = -E[eps | x_t] / sqrt(1 - alpha_bar)  [Song eq. 9,
 DDIM eq. 10].  Every function is plain arithmetic, so `alpha_bar` may be a float, a tensor that
 broadcasts against x_t (shape (B, 1, ..., 1) for one time per sample) or a sympy symbol.
+
+Imports: _ops.  Layer core.
 """
 from __future__ import annotations
 

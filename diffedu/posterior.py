@@ -7,6 +7,8 @@ alpha_t = alpha_bar_t / alpha_bar_{t-1} and beta_t = 1 - alpha_t.
 
 These are plain arithmetic: they accept floats, tensors and sympy symbols, and
 `diffedu.symbolic` checks each one against its derivation.
+
+Imports: _ops.  Layer core.
 """
 from __future__ import annotations
 

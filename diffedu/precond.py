@@ -4,6 +4,8 @@ The denoiser works in the VE view x = x_0 + sigma eps.  An eps-model on a discre
 schedule is the same thing in other coordinates: x_t = sqrt(alpha_bar_t) x with
 sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t), and D(x, sigma_t) = x - sigma_t eps_hat
 (see `diffedu.symbolic.processes` for the proof that DDIM is Euler in these coordinates).
+
+Imports: torch, _checks, _ops, schedules.  Layer core.
 """
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ and, backwards, s(t) = exp(int_0^t f), sigma(t)^2 = int_0^t g^2 / s^2 (derived i
 
 The methods are plain arithmetic: t may be a float, a tensor or a sympy symbol, so the symbolic
 layer differentiates the very functions below.
+
+Imports: _checks, _ops.  Layer core.
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@ and `GaussianMixture` (the exact denoiser of a mixture, no training).
 
 Every trainable network carries a `.config` dict; `build_model(config)` rebuilds it, which is
 how checkpoints and the shipped assets restore a model.
+
+Imports: torch and the model modules beside it; they import core maths and _checks only.  Layer models.
 """
 from __future__ import annotations
 

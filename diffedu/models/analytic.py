@@ -4,6 +4,8 @@ With x_0 ~ sum_k w_k N(mu_k, s_k^2 I) and x = x_0 + sigma eps, each component st
 x | k ~ N(mu_k, (s_k^2 + sigma^2) I), so the posterior over components (the responsibilities
 r_k(x)) and the posterior mean E[x_0 | x] are closed forms.  The exact denoiser lets the course
 measure samplers with no training noise in the way.  [EDM eq. 3; Tweedie's formula]
+
+Imports: torch, _checks, precond.  Layer models.
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The sinusoidal embedding of a time or noise label, shared by every network.  [Transformer §3.5; DDPM App. B]"""
+"""The sinusoidal embedding of a time or noise label, shared by every network.  [Transformer §3.5; DDPM App. B]
+
+Imports: torch.  Layer models.
+"""
 from __future__ import annotations
 
 import math

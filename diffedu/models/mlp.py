@@ -1,4 +1,7 @@
-"""A residual MLP for 2-D (or any low-dimensional) data, conditioned on time or noise level."""
+"""A residual MLP for 2-D (or any low-dimensional) data, conditioned on time or noise level.
+
+Imports: torch, _checks, .embedding.  Layer models.
+"""
 from __future__ import annotations
 
 import torch

@@ -14,6 +14,8 @@ The shape of DDPM's network, cut down to what a CPU can train in minutes:
 
 Every ResBlock receives the time embedding: sinusoidal(t) -> MLP -> a per-channel shift added
 inside the block, which is how the one network knows how noisy its input is.
+
+Imports: torch, _checks, .embedding.  Layer models.
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Small pieces every discrete sampler shares: x0 clipping and the time tensors fed to a network."""
+"""Small pieces every discrete sampler shares: x0 clipping and the time tensors fed to a network.
+
+Imports: torch.  Layer samplers.
+"""
 from __future__ import annotations
 
 import torch

@@ -12,6 +12,8 @@ and every grid ends with t = 0 (alpha_bar_0 = 1), so the last step lands on clea
 Each step goes from one grid time to the next one in the list.  diffusers' DDIMScheduler
 instead always jumps by T // n, which lands off the grid for `linspace`, and for `trailing`
 when n does not divide T; there diffedu keeps to the grid (see tests/peers/test_diffusers_ddpm_ddim.py).
+
+Imports: numpy, torch, _checks, core maths (param, posterior, schedules), trajectory, .common.  Layer samplers.
 """
 from __future__ import annotations
 

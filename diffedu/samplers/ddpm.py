@@ -1,4 +1,7 @@
-"""Ancestral DDPM sampling: x_{t-1} ~ N(mu_tilde(x_t, x0_hat), sigma_t^2 I), t = T..1.  [DDPM Alg. 2]"""
+"""Ancestral DDPM sampling: x_{t-1} ~ N(mu_tilde(x_t, x0_hat), sigma_t^2 I), t = T..1.  [DDPM Alg. 2]
+
+Imports: torch, _checks, core maths (param, posterior, schedules), trajectory, .common.  Layer samplers.
+"""
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,8 @@ With s = 1 and sigma = t the PF-ODE is dx/dsigma = (x - D(x; sigma)) / sigma  [E
 Euler step from sigma to sigma_next is x + (sigma_next - sigma) (x - D) / sigma.  Heun's method
 averages that slope with the slope at the Euler prediction (second order); the last step, to
 sigma = 0, is always Euler, since the slope there is undefined.
+
+Imports: torch, _checks, core maths (processes), trajectory.  Layer samplers.
 """
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ For the Gaussian F, "deterministic" is DDIM with eta = 0 and "partial" is the DD
 sigma = sqrt(1 - alpha_bar_prev) sigma_tilde (`ddim_sigma_from_sigma_tilde`).  For a
 deterministic degradation (blur, masking) F_t(x_0, r) = A_t(x_0) + r, the "noise" is the
 residual r = x_t - A_t(x0_hat), and "deterministic" reuses it (cold diffusion's sampler).
+
+Imports: torch, _checks, _ops, core maths (forward, param, posterior, schedules), trajectory, .common.  Layer samplers.
 """
 from __future__ import annotations
 
