@@ -29,11 +29,11 @@ import torch
 import diffedu as d
 from diffedu.data import load_training_data
 from diffedu.models import MLP, UNet
-from diffedu.training import train
+from diffedu.training import TrainConfig, train
 from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
 
 BATCH = 128  # the CLI's default --batch-size
-LOG_EVERY = 10  # train()'s default: one log line with the elapsed seconds every 10 steps
+LOG_EVERY = TrainConfig.log_every  # one log line with the elapsed seconds every 10 steps
 
 
 def digits_unet():
@@ -57,8 +57,9 @@ def measure(make, steps: int, warmup: int, device: str) -> tuple[float, float, i
     model, data = make()
     n_params = sum(p.numel() for p in model.parameters())
     with tempfile.TemporaryDirectory() as tmp:
-        train(model, data, tmp, steps=warmup + steps, batch_size=BATCH, lr=5e-4, ema_decay=0.999, seed=0,
-              ckpt_every=10**9, sample_every=0, log_every=LOG_EVERY, progress=False, device=device)
+        config = TrainConfig(steps=warmup + steps, batch_size=BATCH, lr=5e-4, ema_decay=0.999, seed=0,
+                             ckpt_every=10**9, sample_every=0, log_every=LOG_EVERY, progress=False, device=device)
+        train(model, data, tmp, config)
         log = [json.loads(line) for line in open(os.path.join(tmp, "log.jsonl"))]
     t = {r["step"]: r["seconds"] for r in log}
     marks = [s for s in sorted(t) if s >= warmup]

@@ -1,10 +1,27 @@
-"""The command line: `python -m diffedu {train, sample, evaluate, export, train-classifier} --help`."""
+"""The command line: `python -m diffedu {train, sample, evaluate, export, train-classifier} --help`.
+
+`--sampler` takes the keys of the sampler registry (`diffedu.samplers.SAMPLERS`).
+
+Imports: every layer (the command line is an app): data, models, io, training, metrics, plotting.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 import time
+
+import torch
+
+from .checkpoint import export_model, load_model, save_classifier
+from .data import TOY_SETS, digits, load_training_data
+from .metrics import evaluate_sampler
+from .models import MLP, UNet
+from .models.classifier import train_classifier
+from .plotting import save_grid
+from .samplers import SAMPLERS
+from .sampling import generate
+from .training import TrainConfig, pick_device, train
 
 EPILOG = """\
 examples (each command has its own --help):
@@ -43,6 +60,27 @@ def _ints(text: str) -> list[int]:
     return _mults(text)
 
 
+def sampler_epilog() -> str:
+    """One line per registered sampler: name, network calls, what it is."""
+    lines = ["samplers (--sampler), from diffedu.samplers.SAMPLERS:"]
+    for name, spec in SAMPLERS.items():
+        takes = f"; takes {', '.join('--' + k for k in spec.params if k in SAMPLER_OPTIONS)}" \
+            if any(k in SAMPLER_OPTIONS for k in spec.params) else ""
+        lines.append(f"  {name:<17} {spec.doc}{takes}")
+    return "\n".join(lines)
+
+
+SAMPLER_OPTIONS = ("eta",)   # the registry parameters the command line offers as options
+
+
+def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
+    """--sampler (the registry's keys) and --eta (only for the samplers that take it)."""
+    p.add_argument("--sampler", choices=list(SAMPLERS), default="ddim", help="default ddim; see the list below")
+    p.add_argument("--eta", type=float, default=None,
+                   help="noise scale of ddim and ec-partial: 0 deterministic, 1 as much noise as DDPM "
+                        "(default: the sampler's own, 0); refused by samplers without one")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m diffedu", description="Train, sample and evaluate the course's "
                                 "diffusion models.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,37 +92,48 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, required=True, help="total optimiser steps (a resumed run stops here too)")
     t.add_argument("--out", required=True, help="output folder for ckpt.pt, log.jsonl, sample grids")
     t.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt if it exists")
-    t.add_argument("--objective", choices=("eps", "edm"), default="eps",
+    t.add_argument("--objective", choices=("eps", "edm"), default=TrainConfig.objective,
                    help="eps: predict the noise on a DDPM linear schedule, T=1000 (default); edm: EDM's denoiser")
     t.add_argument("--size", type=int, default=None, help="image side in pixels (digits: default 8; folders: 32)")
     t.add_argument("--channels", type=int, choices=(1, 3), default=3, help="image folders: 3 = RGB, 1 = grey")
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate after a 100-step warm-up")
-    t.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights used for sampling")
-    t.add_argument("--seed", type=int, default=0, help="seeds data order, t/sigma and noise: same seed, same run")
-    t.add_argument("--ckpt-every", type=int, default=250, help="write OUT/ckpt.pt every this many steps")
-    t.add_argument("--sample-every", type=int, default=1000, help="write a sample grid every this many steps (0: end only)")
-    t.add_argument("--base-channels", type=int, default=32, help="UNet: channels at full resolution")
+    # the defaults are TrainConfig's, except three the shipped assets were trained with (assets/README.md)
+    t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="minibatch size (default %(default)s)")
+    t.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate after the warm-up (default %(default)s)")
+    t.add_argument("--warmup", type=int, default=TrainConfig.warmup,
+                   help="steps of linear learning-rate warm-up (default %(default)s)")
+    t.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay,
+                   help="AdamW weight decay (default %(default)s)")
+    t.add_argument("--grad-clip", type=float, default=TrainConfig.grad_clip,
+                   help="clip the gradient norm to this, 0: off (default %(default)s)")
+    t.add_argument("--ema", type=float, default=TrainConfig.ema_decay,
+                   help="EMA decay of the weights used for sampling (default %(default)s)")
+    t.add_argument("--seed", type=int, default=TrainConfig.seed,
+                   help="seeds data order, t/sigma and noise: same seed, same run (default %(default)s)")
+    t.add_argument("--ckpt-every", type=int, default=250,
+                   help="write OUT/ckpt.pt every this many steps (default %(default)s)")
+    t.add_argument("--sample-every", type=int, default=1000,
+                   help="write a sample grid every this many steps, 0: end only (default %(default)s)")
+    t.add_argument("--log-every", type=int, default=TrainConfig.log_every,
+                   help="write a line to OUT/log.jsonl every this many steps (default %(default)s)")
+    t.add_argument("--base-channels", type=int, default=32, help="UNet: channels at full resolution (default %(default)s)")
     t.add_argument("--channel-mults", type=_mults, default=None,
                    help="UNet: channel multiplier per resolution, e.g. 1,2 (default: 1,2 up to 8 px, 1,2,2 up to 16, else 1,2,2,2)")
-    t.add_argument("--num-res-blocks", type=int, default=1, help="UNet: residual blocks per resolution")
+    t.add_argument("--num-res-blocks", type=int, default=1, help="UNet: residual blocks per resolution (default %(default)s)")
     t.add_argument("--no-attention", action="store_true", help="UNet: no self-attention at the lowest resolution")
-    t.add_argument("--hidden", type=int, default=128, help="MLP (2-D data): hidden width")
-    t.add_argument("--depth", type=int, default=3, help="MLP (2-D data): residual blocks")
-    t.add_argument("--n-points", type=int, default=10000, help="2-D data: size of the fixed training set")
-    t.add_argument("--sigma-data", type=float, default=0.5, help="edm: the data's standard deviation")
+    t.add_argument("--hidden", type=int, default=128, help="MLP (2-D data): hidden width (default %(default)s)")
+    t.add_argument("--depth", type=int, default=3, help="MLP (2-D data): residual blocks (default %(default)s)")
+    t.add_argument("--n-points", type=int, default=10000, help="2-D data: size of the fixed training set (default %(default)s)")
+    t.add_argument("--sigma-data", type=float, default=TrainConfig.sigma_data,
+                   help="edm: the data's standard deviation (default %(default)s)")
     t.add_argument("--device", default=None, help="cuda | mps | cpu (default: the first available)")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="samplers: ddpm (all T steps; --steps ignored), ddim (--steps, --eta: 0 deterministic, "
-                              "1 DDPM-like),\nedm-heun (2 steps - 1 network calls), edm-euler (EDM's Karras noise levels)")
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=sampler_epilog())
     s.add_argument("--ckpt", required=True, help="a training checkpoint (ckpt.pt) or an exported .safetensors")
-    s.add_argument("--sampler", choices=("ddpm", "ddim", "edm-heun", "edm-euler"), default="ddim")
-    s.add_argument("--steps", type=int, default=50)
-    s.add_argument("--eta", type=float, default=0.0, help="ddim only: 0 = deterministic, 1 = as much noise as DDPM")
+    add_sampler_arguments(s)
+    s.add_argument("--steps", type=int, default=50, help="sampling steps (default 50; ddpm always takes all T)")
     s.add_argument("--n", type=int, default=64, help="number of samples")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="PNG file (a grid for images, a scatter plot for 2-D), or .pt for the tensor")
@@ -94,11 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="digits: Fréchet distance in the shipped classifier's feature space (NOT Inception FID;\n"
                               "comparable only within this course) and the recognisable-digit rate;\n"
-                              "2-D data: sliced Wasserstein distance to fresh samples of the data set.")
+                              "2-D data: sliced Wasserstein distance to fresh samples of the data set.\n\n"
+                              + sampler_epilog())
     e.add_argument("--ckpt", required=True)
-    e.add_argument("--sampler", choices=("ddpm", "ddim", "edm-heun", "edm-euler"), default="ddim")
+    add_sampler_arguments(e)
     e.add_argument("--steps", type=_ints, default=[10, 20, 50], help="comma-separated step counts, e.g. 10,20,50")
-    e.add_argument("--eta", type=float, default=0.0)
     e.add_argument("--n", type=int, default=1000, help="samples per setting")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--classifier", default=None, help="digits: classifier file (default: the shipped one)")
@@ -118,12 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(a) -> None:
-    import torch
-
-    from .data import TOY_SETS, load_training_data
-    from .models import MLP, UNet
-    from .training import train
-
+    config = TrainConfig(steps=a.steps, objective=a.objective, batch_size=a.batch_size, lr=a.lr,
+                         weight_decay=a.weight_decay, warmup=a.warmup, ema_decay=a.ema, grad_clip=a.grad_clip,
+                         sigma_data=a.sigma_data, seed=a.seed, ckpt_every=a.ckpt_every, sample_every=a.sample_every,
+                         log_every=a.log_every, device=a.device, progress=not a.no_progress)  # bad values fail here
     if a.threads:
         torch.set_num_threads(a.threads)
     size = a.size or (8 if a.data == "digits" else 32)
@@ -139,20 +186,12 @@ def cmd_train(a) -> None:
     print(f"data {a.data}: {tuple(data.shape)}; model {model.config['kind']} with {n_params / 1e6:.2f}M parameters",
           flush=True)
     t0 = time.time()
-    train(model, data, a.out, steps=a.steps, objective=a.objective, batch_size=a.batch_size, lr=a.lr,
-          ema_decay=a.ema, sigma_data=a.sigma_data, seed=a.seed, ckpt_every=a.ckpt_every,
-          sample_every=a.sample_every, resume=a.resume, device=a.device, progress=not a.no_progress,
+    train(model, data, a.out, config, resume=a.resume,
           meta={"data": a.data, "size": size if a.data not in TOY_SETS else None})
     print(f"done: {a.out}/ckpt.pt after {time.time() - t0:.1f} s", flush=True)
 
 
 def cmd_sample(a) -> None:
-    import torch
-
-    from .checkpoint import load_model
-    from .sampling import generate
-    from .training import pick_device, save_grid
-
     trained = load_model(a.ckpt, device=pick_device(a.device))
     t0 = time.time()
     traj = generate(trained, a.n, sampler=a.sampler, steps=a.steps, eta=a.eta,
@@ -166,9 +205,6 @@ def cmd_sample(a) -> None:
 
 
 def cmd_evaluate(a) -> None:
-    from .checkpoint import load_model
-    from .metrics import evaluate_sampler
-
     trained = load_model(a.ckpt)
     rows = evaluate_sampler(trained, sampler=a.sampler, steps=a.steps, eta=a.eta, n=a.n, seed=a.seed,
                             classifier=a.classifier)
@@ -176,20 +212,16 @@ def cmd_evaluate(a) -> None:
         if a.json:
             print(json.dumps(row))
         else:
-            print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                            if v is not None))
 
 
 def cmd_export(a) -> None:
-    from .checkpoint import export_model
-
     path = export_model(a.ckpt, a.out, a.dtype)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
 def cmd_train_classifier(a) -> None:
-    from .data import digits
-    from .models.classifier import save_classifier, train_classifier
-
     images, labels = digits(a.size)
     t0 = time.time()
     clf, acc = train_classifier(images, labels, steps=a.steps, seed=a.seed, progress=True)

@@ -1,27 +1,92 @@
 """The training loop: eps-prediction on a DDPM schedule or EDM's preconditioned denoiser.  [DDPM Alg. 1; EDM eq. 8]
 
-AdamW with a short linear warm-up, an exponential moving average (EMA) of the weights (what
-sampling uses), gradient-norm clipping, mixed precision on CUDA only, a tqdm bar with the loss,
-periodic sample grids, and checkpoints from which a killed run resumes bit for bit on the CPU:
-every source of randomness (data order, t or sigma, eps) comes from generators whose states are
-saved with the weights, so the steps after a resume are the steps the run would have taken.
+Imports: torch, tqdm, diffedu core maths (schedules, losses, precond), models, io (checkpoint, trained)
+and plotting (the preview grids): it is an app.
+
+`TrainConfig` holds a run's settings, `TrainState` everything that changes while it runs, and
+`train` is the loop: AdamW with a short linear warm-up, an exponential moving average (EMA) of the
+weights (what sampling uses), gradient-norm clipping, mixed precision on CUDA only, a tqdm bar with
+the loss, periodic sample grids, and checkpoints from which a killed run resumes bit for bit on the
+CPU: every source of randomness (data order, t or sigma, eps) comes from generators whose states
+`TrainState` saves with the weights, so the steps after a resume are the steps the run would have taken.
 """
 from __future__ import annotations
 
 import json
+import math
 import time
+from dataclasses import dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_int, check_number
-from .checkpoint import Trained, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .losses import l_simple
+from .models import build_model
+from .plotting import save_grid
+from .precond import Denoiser, edm_loss
 from .schedules import Schedule, linear_betas
+from .trained import Trained
 
 OBJECTIVES = ("eps", "edm")
 CKPT_NAME = "ckpt.pt"
+LOG_NAME = "log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    """A run's settings: what `train` needs besides the model, the data and the schedule's betas.
+
+    lr and batch_size are DDPM's CIFAR-10 values [DDPM App. B]; its EMA decay (0.9999) and its code's
+    warm-up (5000 steps) are shortened here for runs of thousands, not hundreds of thousands, of steps.
+    """
+
+    steps: int                   # total optimiser steps (a resumed run stops here too)
+    objective: str = "eps"       # "eps": L_simple on the DDPM schedule [DDPM eq. 14]; "edm": EDM's loss [EDM eq. 8]
+    batch_size: int = 128        # minibatch size, capped at the data size; an epoch drops the remainder
+    lr: float = 2e-4             # AdamW learning rate after the warm-up
+    weight_decay: float = 0.0    # AdamW's decoupled weight decay
+    warmup: int = 100            # steps of linear learning-rate warm-up (0: none)
+    ema_decay: float = 0.999     # decay of the EMA of the weights that sampling uses
+    grad_clip: float = 1.0       # clip the gradient's global norm to this (0: no clipping)
+    sigma_data: float = 0.5      # edm: the data's standard deviation [EDM Tab. 1]
+    seed: int = 0                # seeds data order (seed) and t/sigma, eps (seed + 1): same seed, same run
+    ckpt_every: int = 500        # write ckpt.pt every this many steps, and at the end
+    sample_every: int = 0        # write samples_STEP.png every this many steps (0: only at the end)
+    log_every: int = 10          # write a log.jsonl line every this many steps, and at the end
+    device: str | None = None    # "cuda" | "mps" | "cpu"; None: the first available (`pick_device`)
+    progress: bool = True        # show a tqdm bar with the smoothed loss
+
+    def __post_init__(self):
+        self.steps = check_int(self.steps, "steps", lo=1)
+        check_choice(self.objective, "objective", OBJECTIVES)
+        self.batch_size = check_int(self.batch_size, "batch_size", lo=1)
+        self.lr = check_number(self.lr, "lr", lo=0, lo_open=True, hi=math.inf, hi_open=True)
+        self.weight_decay = check_number(self.weight_decay, "weight_decay", lo=0, hi=math.inf, hi_open=True)
+        self.warmup = check_int(self.warmup, "warmup", lo=0)
+        self.ema_decay = check_number(self.ema_decay, "ema_decay", lo=0, hi=1)
+        self.grad_clip = check_number(self.grad_clip, "grad_clip", lo=0, hi=math.inf, hi_open=True)
+        self.sigma_data = check_number(self.sigma_data, "sigma_data", lo=0, lo_open=True, hi=math.inf, hi_open=True)
+        self.seed = check_int(self.seed, "seed", lo=0, hi=2**63 - 2)   # seed + 1 seeds the noise
+        self.ckpt_every = check_int(self.ckpt_every, "ckpt_every", lo=1)
+        self.sample_every = check_int(self.sample_every, "sample_every", lo=0)
+        self.log_every = check_int(self.log_every, "log_every", lo=1)
+        if self.device is not None:
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise ValueError(f"device must be a torch device such as 'cuda', 'mps' or 'cpu', or None "
+                                 f"(the first available); got {self.device!r}") from None
+        check_choice(self.progress, "progress", (True, False))
+
+    def run_args(self, n_data: int) -> dict:
+        """The settings that decide which steps the run takes, so a resume must match them (meta["run_args"])."""
+        return dict(objective=self.objective, batch_size=self.batch_size, seed=self.seed, n_data=int(n_data),
+                    sigma_data=self.sigma_data if self.objective == "edm" else None)
 
 
 def pick_device(device=None) -> torch.device:
@@ -76,133 +141,214 @@ def ema_decay_at(step: int, decay: float) -> float:
     return min(decay, (1 + step) / (10 + step))
 
 
-def _loss_fn(objective: str, sched: Schedule | None, sigma_data: float):
-    if objective == "eps":
-        return lambda model, x0, g: l_simple(model, sched, x0, generator=g)
-    from .precond import Denoiser, edm_loss  # EDM's preconditioning: c_skip, c_out, c_in, c_noise
-
-    def loss(model, x0, g):
-        return edm_loss(Denoiser(model, sigma_data), x0, sigma_data=sigma_data, generator=g)
-
-    return loss
+def lr_at(step: int, config: TrainConfig) -> float:
+    """The learning rate of step `step` (from 0): lr (step + 1) / warmup during the warm-up, then lr."""
+    return config.lr * min(1.0, (step + 1) / max(config.warmup, 1))
 
 
-def train(model: nn.Module, data: torch.Tensor, out_dir, *, steps: int, objective: str = "eps", betas=None,
-          batch_size: int = 128, lr: float = 2e-4, weight_decay: float = 0.0, warmup: int = 100,
-          ema_decay: float = 0.999, grad_clip: float = 1.0, sigma_data: float = 0.5, seed: int = 0,
-          ckpt_every: int = 500, sample_every: int = 0, log_every: int = 10, resume: bool = False,
-          device=None, progress: bool = True, meta: dict | None = None) -> Trained:
-    """Train `model` on `data` (N, ...) for `steps` optimiser steps in total; returns the EMA model.
+@dataclass
+class TrainState:
+    """Everything that changes while a run trains: the one description of what a checkpoint holds.
 
-    objective   "eps": L_simple on the DDPM schedule `betas` (default linear, T = 1000)
-                "edm": EDM's loss on Denoiser(model, sigma_data), ln sigma ~ N(-1.2, 1.2^2)
+    model, ema          the network being trained and the EMA of its weights
+    optimizer, scaler   AdamW's moments and the fp16 loss scale (saved only when enabled, i.e. CUDA fp16)
+    batches, noise      the data order and the generator of t (or sigma) and eps
+    step                optimiser steps taken
+    The global torch RNG state is saved with them, for whatever draws from it (dropout, say).
+    """
+
+    model: nn.Module
+    ema: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    batches: BatchSampler
+    noise: torch.Generator
+    step: int = 0
+
+    @classmethod
+    def start(cls, model: nn.Module, config: TrainConfig, n_data: int) -> TrainState:
+        """Step 0 of a run: the EMA starts as a copy of the model's (the caller's) initial weights."""
+        dev = next(model.parameters()).device
+        ema = build_model(model.config).to(dev)
+        ema.load_state_dict(model.state_dict())
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(dev) == torch.float16)
+        return cls(model, ema.eval().requires_grad_(False), optimizer, scaler,
+                   BatchSampler(n_data, config.batch_size, config.seed),
+                   torch.Generator(device=dev).manual_seed(config.seed + 1))
+
+    def save(self, path, config: TrainConfig, betas, meta: dict) -> None:
+        """Write the state with the run's objective, schedule and metadata as a checkpoint (atomically)."""
+        rng = {"batches": self.batches.state_dict(), "noise": self.noise.get_state(), "torch": torch.get_rng_state()}
+        extra = {"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {}
+        save_checkpoint(path, model=self.model, ema=self.ema, optimizer=self.optimizer, step=self.step,
+                        objective=config.objective, betas=betas, sigma_data=config.sigma_data, rng=rng, meta=meta,
+                        **extra)
+
+    def load(self, path, *, run_args: dict, betas) -> None:
+        """Restore the state saved at `path`, refusing a checkpoint of another model, run or schedule."""
+        ck = load_checkpoint(path, model_config=self.model.config)  # on the CPU: RNG states must be
+        _check_same(ck["meta"].get("run_args", {}), run_args, path)
+        if betas is not None and not torch.equal(ck["betas"], betas):
+            raise ValueError(f"checkpoint {path} was trained with a different schedule (betas differ)")
+        self.model.load_state_dict(ck["model"])
+        self.ema.load_state_dict(ck["ema"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.batches.load_state_dict(ck["rng"]["batches"])
+        self.noise.set_state(ck["rng"]["noise"].to("cpu"))
+        torch.set_rng_state(ck["rng"]["torch"])
+        if "scaler" in ck:
+            self.scaler.load_state_dict(ck["scaler"])
+        self.step = int(ck["step"])
+
+
+def amp_dtype(dev: torch.device) -> torch.dtype | None:
+    """The autocast dtype: bfloat16 (or float16 where unsupported) on CUDA, None (full precision) elsewhere."""
+    if dev.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def train(model: nn.Module, data: torch.Tensor, out_dir, config: TrainConfig | None = None, *, betas=None,
+          resume: bool = False, meta: dict | None = None, **overrides) -> Trained:
+    """Train `model` on `data` (N, ...) for `config.steps` optimiser steps in total; returns the EMA model.
+
+    config      a TrainConfig; keyword `overrides` replace its fields, or build it when config is None:
+                train(model, data, out, steps=600, lr=1e-3) == train(model, data, out, TrainConfig(600, lr=1e-3))
+    betas       the DDPM schedule of objective "eps" (default linear, T = 1000); edm ignores it
     out_dir     receives ckpt.pt (every `ckpt_every` steps and at the end, written atomically),
                 log.jsonl (step, loss, lr, seconds), and samples_STEP.png every `sample_every`
                 steps (0: only at the end) drawn from the EMA weights with fixed noise
     model       must have a `.config` (MLP, UNet); its initial weights are the caller's (the CLI seeds them)
-    resume      continue from out_dir/ckpt.pt; the model config and the training arguments that
-                change the path (objective, batch size, seed, betas, data size) must match
+    resume      continue from out_dir/ckpt.pt; the model config, the schedule and the settings that
+                change the path (`TrainConfig.run_args`: objective, batch size, seed, data size) must match
+    meta        extra metadata for the checkpoint (e.g. the data's name)
     """
-    check_choice(objective, "objective", OBJECTIVES)
-    steps = check_int(steps, "steps", lo=1)
-    ckpt_every = check_int(ckpt_every, "ckpt_every", lo=1)
-    check_number(lr, "lr", lo=0, lo_open=True)
+    config = _configure(config, overrides)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    dev = pick_device(device)
-    betas = (linear_betas(1000) if betas is None else torch.as_tensor(betas, dtype=torch.float64)) \
-        if objective == "eps" else None
-    sched = Schedule(betas) if betas is not None else None
+    dev = pick_device(config.device)
     data = data.float()
-    run_args = dict(objective=objective, batch_size=int(batch_size), seed=int(seed), n_data=len(data),
-                    sigma_data=float(sigma_data) if objective == "edm" else None)
-    meta = dict(meta or {}, shape=list(data.shape[1:]), run_args=run_args)
-
-    model = model.to(dev)
-    ema = _copy(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    use_amp = dev.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    batches = BatchSampler(len(data), batch_size, seed)
-    noise_gen = torch.Generator(device=dev).manual_seed(seed + 1)
-    step = 0
+    betas = _betas(config.objective, betas)
+    sched = Schedule(betas) if betas is not None else None
+    meta = dict(meta or {}, shape=list(data.shape[1:]), run_args=config.run_args(len(data)))
+    state = TrainState.start(model.to(dev), config, len(data))
     ckpt_path = out / CKPT_NAME
-    if resume and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path, model_config=model.config)  # on the CPU: RNG states must be
-        _check_same(ck["meta"].get("run_args", {}), run_args, ckpt_path)
-        if objective == "eps" and not torch.equal(ck["betas"], betas):
-            raise ValueError(f"checkpoint {ckpt_path} was trained with a different schedule (betas differ)")
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        batches.load_state_dict(ck["rng"]["batches"])
-        noise_gen.set_state(ck["rng"]["noise"].to("cpu"))
-        torch.set_rng_state(ck["rng"]["torch"])
-        if "scaler" in ck:
-            scaler.load_state_dict(ck["scaler"])
-        step = int(ck["step"])
-        print(f"resuming from {ckpt_path} at step {step}", flush=True)
-    elif resume:
-        print(f"--resume: no checkpoint at {ckpt_path} yet, starting from step 0", flush=True)
-    log_path = out / "log.jsonl"
-    _truncate_log(log_path, step)
+    if resume:
+        _resume(state, ckpt_path, meta["run_args"], betas)
+    loss_fn = _loss_fn(config.objective, sched, config.sigma_data)
+    autocast = _autocast(dev)
 
-    def checkpoint():
-        rng = {"batches": batches.state_dict(), "noise": noise_gen.get_state(), "torch": torch.get_rng_state()}
-        extra = {"scaler": scaler.state_dict()} if scaler.is_enabled() else {}
-        save_checkpoint(ckpt_path, model=model, ema=ema, optimizer=opt, step=step, objective=objective,
-                        betas=betas, sigma_data=sigma_data, rng=rng, meta=meta, **extra)
-
-    loss_fn = _loss_fn(objective, sched, sigma_data)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=steps, initial=step, desc=f"train {objective}", dynamic_ncols=True)
-    t_start, smooth = time.time(), None
-    model.train()
-    with open(log_path, "a") as log:
-        while step < steps:
-            x0 = data[batches.next()].to(dev)
-            for group in opt.param_groups:
-                group["lr"] = lr * min(1.0, (step + 1) / max(warmup, 1))
-            with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
-                loss = loss_fn(model, x0, noise_gen)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            if grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            ema_update(ema, model, ema_decay_at(step, ema_decay))
-            step += 1
-            value = loss.item()
-            smooth = value if smooth is None else 0.98 * smooth + 0.02 * value
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{smooth:.4f}")
-            if step % log_every == 0 or step == steps:
-                log.write(json.dumps({"step": step, "loss": value, "lr": opt.param_groups[0]["lr"],
-                                      "seconds": round(time.time() - t_start, 3)}) + "\n")
-                log.flush()
-            if step % ckpt_every == 0 or step == steps:
-                checkpoint()
-            if (sample_every and step % sample_every == 0) or step == steps:
-                trained = Trained(ema, objective, sched, sigma_data, meta["shape"], meta)
-                save_samples(trained, out / f"samples_{step:06d}.png")
-    if bar is not None:
-        bar.close()
-    ema.eval()
-    return Trained(ema, objective, sched, sigma_data, meta["shape"], dict(meta, step=step))
+    state.model.train()
+    with _Log(out / LOG_NAME, state.step, config) as log:
+        while state.step < config.steps:                              # [DDPM Alg. 1]
+            x0 = data[state.batches.next()].to(dev)                   # x_0 ~ q(x_0): the next minibatch  (l. 2)
+            with autocast():
+                loss = loss_fn(state.model, x0, state.noise)          # t (or sigma), eps ~ N(0, I)  (l. 3-4)
+            _descend(state, loss, lr_at(state.step, config), config.grad_clip)   # gradient step  (l. 5)
+            ema_update(state.ema, state.model, ema_decay_at(state.step, config.ema_decay))
+            state.step += 1
+            log(state.step, loss.item(), state.optimizer.param_groups[0]["lr"])
+            if _due(state.step, config.ckpt_every, config.steps):
+                state.save(ckpt_path, config, betas, meta)
+            if _due(state.step, config.sample_every, config.steps):
+                save_samples(_trained(state, config, sched, meta), out / f"samples_{state.step:06d}.png")
+    return _trained(state, config, sched, dict(meta, step=state.step))
 
 
-def _copy(model: nn.Module) -> nn.Module:
-    from .models import build_model
+def _configure(config: TrainConfig | None, overrides: dict) -> TrainConfig:
+    """`config` with the keyword overrides replacing its fields (TrainConfig(**overrides) if None), validated."""
+    names = [f.name for f in fields(TrainConfig)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ValueError(f"train() got unknown keyword argument(s) {', '.join(unknown)}; besides betas, resume "
+                         f"and meta it takes TrainConfig's fields: {', '.join(names)}")
+    if config is None:
+        return TrainConfig(**overrides)
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig or None, got {type(config).__name__}")
+    return replace(config, **overrides)
 
-    ema = build_model(model.config).to(next(model.parameters()).device)
-    ema.load_state_dict(model.state_dict())
-    return ema.eval().requires_grad_(False)
+
+def _betas(objective: str, betas) -> torch.Tensor | None:
+    """The schedule of an eps run as float64 (default: linear, T = 1000); None for edm, which has none."""
+    if objective != "eps":
+        return None
+    return linear_betas(1000) if betas is None else torch.as_tensor(betas, dtype=torch.float64)
+
+
+def _autocast(dev: torch.device):
+    """A factory of autocast contexts: mixed precision (`amp_dtype`) on CUDA, a no-op elsewhere."""
+    dtype = amp_dtype(dev)
+    return partial(torch.autocast, "cuda", dtype=dtype or torch.float16, enabled=dtype is not None)
+
+
+def _resume(state: TrainState, path: Path, run_args: dict, betas) -> None:
+    if path.exists():
+        state.load(path, run_args=run_args, betas=betas)
+        print(f"resuming from {path} at step {state.step}", flush=True)
+    else:
+        print(f"--resume: no checkpoint at {path} yet, starting from step 0", flush=True)
+
+
+def _loss_fn(objective: str, sched: Schedule | None, sigma_data: float):
+    """loss(model, x0, generator): L_simple [DDPM eq. 14] or EDM's loss on Denoiser(model) [EDM eq. 8]."""
+    if objective == "eps":
+        return lambda model, x0, g: l_simple(model, sched, x0, generator=g)
+    return lambda model, x0, g: edm_loss(Denoiser(model, sigma_data), x0, sigma_data=sigma_data, generator=g)
+
+
+def _descend(state: TrainState, loss: torch.Tensor, lr: float, grad_clip: float) -> None:
+    """One AdamW step at learning rate `lr` on the gradient of `loss`, its norm clipped to `grad_clip` (0: off)."""
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr
+    state.optimizer.zero_grad(set_to_none=True)
+    state.scaler.scale(loss).backward()
+    state.scaler.unscale_(state.optimizer)
+    if grad_clip:
+        nn.utils.clip_grad_norm_(state.model.parameters(), grad_clip)
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+
+
+def _due(step: int, every: int, last: int) -> bool:
+    """Every `every` steps (0: never), and at the last step."""
+    return step == last or (every > 0 and step % every == 0)
+
+
+def _trained(state: TrainState, config: TrainConfig, sched: Schedule | None, meta: dict) -> Trained:
+    """The EMA model as a `Trained`: what the preview grids sample from and what `train` returns."""
+    return Trained(state.ema.eval(), config.objective, sched, config.sigma_data, meta["shape"], meta)
+
+
+class _Log:
+    """log.jsonl, a line (step, loss, lr, seconds) every `log_every` steps and at the end, and the tqdm
+    bar with the smoothed loss.  Opening it drops the lines past `step`, written after the checkpoint
+    a run resumes from."""
+
+    def __init__(self, path: Path, step: int, config: TrainConfig):
+        _truncate_log(path, step)
+        self.file = open(path, "a")
+        self.every, self.last = config.log_every, config.steps
+        self.bar = tqdm(total=config.steps, initial=step, desc=f"train {config.objective}", dynamic_ncols=True,
+                        disable=not config.progress)
+        self.t_start, self.smooth = time.time(), None
+
+    def __call__(self, step: int, loss: float, lr: float) -> None:
+        self.smooth = loss if self.smooth is None else 0.98 * self.smooth + 0.02 * loss
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{self.smooth:.4f}")
+        if _due(step, self.every, self.last):
+            self.file.write(json.dumps({"step": step, "loss": loss, "lr": lr,
+                                        "seconds": round(time.time() - self.t_start, 3)}) + "\n")
+            self.file.flush()
+
+    def __enter__(self) -> _Log:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+        self.file.close()
 
 
 def _check_same(saved: dict, now: dict, path) -> None:
@@ -226,28 +372,3 @@ def save_samples(trained: Trained, path, n: int = 64, seed: int = 0) -> None:
     sampler, steps = ("ddim", 50) if trained.objective == "eps" else ("edm-heun", 18)
     x = trained.sample(n, sampler=sampler, steps=steps, generator=torch.Generator().manual_seed(seed))
     save_grid(x, path)
-
-
-def save_grid(x: torch.Tensor, path, nrow: int | None = None, scale: int | None = None) -> None:
-    """Images (N, C, H, W) in [-1, 1] -> one PNG grid (nearest-neighbour upscaled to >= 32 px per tile);
-    2-D points (N, 2) -> a scatter plot."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    x = x.detach().float().cpu()
-    if x.dim() == 2:
-        from matplotlib.figure import Figure   # not pyplot: leaves a notebook's backend alone
-
-        fig = Figure(figsize=(4, 4), dpi=100)
-        ax = fig.subplots()
-        ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.5)
-        ax.set(aspect="equal", xlabel="x_1", ylabel="x_2", title=f"{len(x)} samples")
-        fig.savefig(path, bbox_inches="tight")
-        return
-    from PIL import Image
-
-    from .plotting import image_grid
-
-    scale = scale or max(1, -(-32 // x.shape[-2]))
-    img = (image_grid(x, nrow, pad_value=0.0) * 255).round().astype("uint8")
-    im = Image.fromarray(img)
-    im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST).save(path)

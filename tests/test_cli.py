@@ -54,6 +54,22 @@ def test_train_sample_export_evaluate_on_2d_data(tmp_path, capsys):
     assert [r["nfe"] for r in rows] == [2, 8] and all(r["sw"] > 0 and r["seconds"] > 0 for r in rows)
 
 
+def test_train_help_shows_the_config_defaults_and_bad_values_fail_before_training(tmp_path, capsys):
+    from diffedu.training import TrainConfig
+
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    for flag, default in (("--batch-size", TrainConfig.batch_size), ("--warmup", TrainConfig.warmup),
+                          ("--grad-clip", TrainConfig.grad_clip), ("--ema", TrainConfig.ema_decay),
+                          ("--log-every", TrainConfig.log_every), ("--lr", 5e-4), ("--ckpt-every", 250)):
+        assert f"{flag} " in help_text and f"(default {default})" in help_text, flag
+    run = tmp_path / "run"
+    for flag, value, field in (("--batch-size", "0", "batch_size"), ("--ema", "1.5", "ema_decay"),
+                               ("--lr", "-1", "lr"), ("--warmup", "-5", "warmup")):
+        assert main(["train", "--data", "moons", "--steps", "3", "--out", str(run), flag, value, "--no-progress"]) == 2
+        assert capsys.readouterr().err.startswith(f"error: {field} must be in")
+    assert not run.exists()
+
+
 def test_train_on_an_image_folder_and_errors(tmp_path, capsys):
     from PIL import Image
 

@@ -1,6 +1,8 @@
 """Training: loss goes down, checkpoints round-trip and fail clearly, a killed run resumes bit for bit."""
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,9 +13,9 @@ import pytest
 import torch
 
 import diffedu
-from diffedu.checkpoint import export_model, load_checkpoint, load_model, save_checkpoint
+from diffedu.checkpoint import REQUIRED, export_model, load_checkpoint, load_model, save_checkpoint
 from diffedu.data import toy_2d
-from diffedu.training import BatchSampler, ema_update, train
+from diffedu.training import BatchSampler, TrainConfig, ema_update, lr_at, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -203,3 +205,71 @@ def test_ema_update_is_the_moving_average():
     wa, wb = a.weight.detach().clone(), b.weight.detach().clone()
     ema_update(a, b, decay=0.9)
     assert torch.allclose(a.weight, 0.9 * wa + 0.1 * wb)
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("steps", 0, ">= 1"), ("steps", 2.5, "an integer"), ("objective", "x0", "'eps', 'edm'"),
+    ("batch_size", 0, ">= 1"), ("batch_size", True, "an integer"),
+    ("lr", 0.0, "(0, inf)"), ("lr", math.inf, "(0, inf)"), ("lr", math.nan, "(0, inf)"), ("lr", "fast", "a number"),
+    ("weight_decay", -0.1, "[0, inf)"), ("warmup", -1, ">= 0"),
+    ("ema_decay", 1.5, "[0, 1]"), ("ema_decay", -0.1, "[0, 1]"), ("grad_clip", -1.0, "[0, inf)"),
+    ("sigma_data", 0.0, "(0, inf)"), ("seed", -1, "0.."), ("ckpt_every", 0, ">= 1"),
+    ("sample_every", -1, ">= 0"), ("log_every", 0, ">= 1"), ("device", "gpu", "'cuda', 'mps' or 'cpu'"),
+    ("progress", "yes", "True, False"),
+])
+def test_config_refuses_bad_values_naming_the_field_range_and_value(field, value, allowed):
+    with pytest.raises(ValueError, match=rf"^{field} must .*{re.escape(allowed)}.*got {re.escape(repr(value))}$"):
+        TrainConfig(**dict(dict(steps=10), **{field: value}))
+
+
+def test_config_defaults_and_the_resume_identity():
+    c = TrainConfig(steps=10)
+    assert (c.objective, c.batch_size, c.lr, c.warmup, c.ema_decay, c.grad_clip, c.sigma_data) == \
+        ("eps", 128, 2e-4, 100, 0.999, 1.0, 0.5)
+    assert (c.ckpt_every, c.sample_every, c.log_every, c.device, c.progress) == (500, 0, 10, None, True)
+    # the keys and values that checkpoints store as meta["run_args"] (old ckpt.pt files still resume)
+    assert TrainConfig(steps=10, batch_size=64, seed=3).run_args(512) == \
+        {"objective": "eps", "batch_size": 64, "seed": 3, "n_data": 512, "sigma_data": None}
+    assert TrainConfig(steps=10, objective="edm", sigma_data=1.0).run_args(5)["sigma_data"] == 1.0
+    assert type(TrainConfig(steps=10, lr=1).lr) is float
+
+
+def test_learning_rate_warm_up():
+    c = TrainConfig(steps=10, lr=1.0, warmup=4)
+    assert [lr_at(s, c) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert lr_at(0, TrainConfig(steps=10, lr=1.0, warmup=0)) == 1.0
+
+
+def test_a_config_and_keyword_overrides_are_the_same_run(tmp_path):
+    data = toy_2d("mixture", 128)
+    kw = dict(lr=2e-3, ckpt_every=5, progress=False)
+    train(tiny_mlp(), data, tmp_path / "kw", steps=10, batch_size=32, **kw)
+    config = TrainConfig(steps=10, batch_size=32, **kw)
+    train(tiny_mlp(), data, tmp_path / "config", config)
+    train(tiny_mlp(), data, tmp_path / "override", TrainConfig(steps=99, batch_size=8, **kw), steps=10, batch_size=32)
+    a, b, c = (load_checkpoint(tmp_path / d / "ckpt.pt") for d in ("kw", "config", "override"))
+    assert a["step"] == b["step"] == c["step"] == 10 and c["meta"]["run_args"]["batch_size"] == 32
+    for key in ("model", "ema", "optimizer", "rng"):
+        assert same_state(a[key], b[key]) and same_state(a[key], c[key]), key
+    assert config.steps == 10 and set(a) == set(REQUIRED)   # no scaler on the CPU: the format's keys, no more
+
+
+def test_unknown_keywords_and_bad_values_fail_before_anything_is_written(tmp_path):
+    data = toy_2d("mixture", 64)
+    with pytest.raises(ValueError, match=r"unknown keyword argument\(s\) ema, nrow;.*batch_size.*ema_decay"):
+        train(tiny_mlp(), data, tmp_path / "a", steps=5, ema=0.9, nrow=3)
+    with pytest.raises(ValueError, match=r"unknown keyword.*epochs"):
+        train(tiny_mlp(), data, tmp_path / "a", TrainConfig(steps=5), epochs=2)
+    with pytest.raises(ValueError, match=r"^batch_size must be in >= 1, got 0"):
+        train(tiny_mlp(), data, tmp_path / "a", steps=5, batch_size=0)
+    with pytest.raises(ValueError, match=r"^ema_decay must be in \[0, 1\]"):
+        train(tiny_mlp(), data, tmp_path / "a", TrainConfig(steps=5), ema_decay=2.0)
+    with pytest.raises(ValueError, match="config must be a TrainConfig or None, got dict"):
+        train(tiny_mlp(), data, tmp_path / "a", {"steps": 5})
+    assert not (tmp_path / "a").exists()
+
+
+def test_resume_refuses_a_different_schedule(tmp_path):
+    run(tmp_path, 10)
+    with pytest.raises(ValueError, match="ckpt.pt was trained with a different schedule"):
+        run(tmp_path, 20, resume=True, betas=diffedu.cosine_betas(1000))

@@ -39,7 +39,7 @@ from diffedu import assets
 from diffedu.data import ImageFolder, digits
 from diffedu.plotting import show_images
 from diffedu.sampling import generate
-from diffedu.training import pick_device, train
+from diffedu.training import TrainConfig, pick_device, train
 
 RETRAIN = False
 torch.set_num_threads(2)
@@ -90,9 +90,9 @@ def fresh_unet():
     return d.UNet(**small)
 
 
-train(fresh_unet(), x_data, work / "straight", steps=60, **kw)
-train(fresh_unet(), x_data, work / "resumed", steps=40, **kw)  # "interrupted" after 40 steps
-train(fresh_unet(), x_data, work / "resumed", steps=60, resume=True, **kw)
+train(fresh_unet(), x_data, work / "straight", TrainConfig(steps=60, **kw))
+train(fresh_unet(), x_data, work / "resumed", TrainConfig(steps=40, **kw))  # "interrupted" after 40 steps
+train(fresh_unet(), x_data, work / "resumed", TrainConfig(steps=60, **kw), resume=True)
 
 # %%
 a = torch.load(work / "straight" / "ckpt.pt", weights_only=True)["ema"]
