@@ -25,31 +25,30 @@ import time
 import torch
 
 from diffedu.widgets import Explorer2D, ImageExplorer
-from diffedu.widgets.base import unpack_asset
 from _machine import cpu_name  # noqa: E402  (benchmarks/_machine.py)
 
 
 def digits_model(path=None):
-    """(eps_model, sched, shape, description): the shipped digits UNet, or the model file at `path`."""
+    """(target, shape, description): the shipped digits UNet, or the model file at `path`."""
     from diffedu import assets
     from diffedu.checkpoint import load_model
 
     trained = assets.load_digits_unet() if path is None else load_model(path)
-    eps_model, sched, _, shape = unpack_asset(trained)
+    target, shape = trained.target(), tuple(trained.shape)
     n_params = sum(p.numel() for p in trained.model.parameters())
     where = "shipped digits UNet, assets/digits_unet.safetensors" if path is None else f"NOT the shipped model: {path}"
-    return eps_model, sched, shape, f"{where} ({n_params / 1e6:.2f} M parameters, samples {'x'.join(map(str, shape))})"
+    return target, shape, f"{where} ({n_params / 1e6:.2f} M parameters, samples {'x'.join(map(str, shape))})"
 
 
 def time_moves(explorer, repeats, via_widget):
     """Median seconds of `repeats` cold moves (new eta each time) and of `repeats` cached moves."""
     if via_widget:
         explorer.widget()
-        slider = explorer._ui["controls"]["eta"]
+        slider = explorer.ui.controls["eta"]
 
         def move(eta):
             slider.value = eta
-            assert explorer.settings["eta"] == eta, explorer._ui["status"].value
+            assert explorer.settings["eta"] == eta, explorer.ui.status.value
     else:
         def move(eta):
             explorer.set(eta=eta).canvas.draw()
@@ -86,7 +85,7 @@ def main():
         lines.append(line)
 
     load = os.getloadavg()
-    eps_model, sched, shape, what = digits_model(args.model)
+    target, shape, what = digits_model(args.model)
     emit(f"# widget latency: slider move to redrawn figure, median of {args.repeats} moves")
     emit(f"# {os.cpu_count()} CPUs ({cpu_name()}), {platform.system()} {platform.release()}; Python "
          f"{platform.python_version()}, torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M %Z')}")
@@ -96,7 +95,7 @@ def main():
     measured = {}
     cases = [("2-D explorer, 2000 points, DDIM 100 steps", 0.3, lambda th: Explorer2D(n=2000, steps=100, threads=th)),
              ("image explorer, 8 digits, DDIM 50 steps", 1.5,
-              lambda th: ImageExplorer(eps_model, sched, shape, n=8, steps=50, threads=th))]
+              lambda th: ImageExplorer(target, shape=shape, n=8, steps=50, threads=th))]
     emit("| explorer | torch threads | path | cold s | cached s | budget s |")
     emit("| --- | ---: | --- | ---: | ---: | ---: |")
     for name, budget, make in cases:

@@ -1,4 +1,5 @@
 """The explorers, driven from Python: each control changes the figure data the way it should."""
+import dataclasses
 import math
 
 import numpy as np
@@ -7,6 +8,7 @@ import torch
 
 import diffedu as d
 from diffedu import assets
+from diffedu.samplers import registry
 from diffedu.widgets import SAMPLERS, Compare, Explorer2D, ImageExplorer
 from standins import wiggly_eps_model
 
@@ -65,15 +67,14 @@ def test_seed_changes_x_T(ex):
 def test_noise_is_fixed_until_the_seed_changes(ex, monkeypatch):
     """x_T and the per-step noises handed to the sampler stay the same tensors (a prefix of one
     sequence) across eta and steps moves; only the seed draws new ones."""
-    import diffedu.widgets.base as base
-
     calls = []
+    ddim = registry.SAMPLERS["ddim"]
 
-    def spy(eps_model, sched, z, steps, eta, spacing, noises=None):
-        calls.append((z, noises))
-        return d.sample_ddim(eps_model, sched, z, steps, eta, spacing, noises=noises)
+    def spy(target, x_T, steps, *, noises=None, **kw):
+        calls.append((x_T, noises))
+        return ddim.draw(target, x_T, steps, noises=noises, **kw)
 
-    monkeypatch.setattr(base, "sample_ddim", spy)
+    monkeypatch.setitem(registry.SAMPLERS, "ddim", dataclasses.replace(ddim, draw=spy))
     ex.set(sampler="DDIM", eta=0.3, steps=20, seed=1)
     ex.set(eta=0.8)
     ex.set(steps=50)
@@ -235,7 +236,7 @@ def test_widget_controls_drive_the_explorer(ex):
     import ipywidgets as W
 
     ui = ex.widget()
-    c, image, status = ex._ui["controls"], ex._ui["image"], ex._ui["status"]
+    c, image, status = ex.ui.controls, ex.ui.image, ex.ui.status
     # tests/browser/test_lab.py finds the sliders by these descriptions: keep them
     assert isinstance(c["eta"], W.FloatSlider) and c["eta"].description == "eta" and c["eta"].step == 0.1
     assert isinstance(c["steps"], W.SelectionSlider) and c["steps"].description == "steps"
@@ -259,7 +260,7 @@ def test_widget_controls_drive_the_explorer(ex):
 
 def test_a_bad_value_from_a_control_goes_to_the_status_line(ex):
     ex.widget()
-    c, status = ex._ui["controls"], ex._ui["status"]
+    c, status = ex.ui.controls, ex.ui.status
     c["seed"].max = 2**41
     c["seed"].value = 2**41                          # past what an explorer accepts
     assert "seed must be in" in status.value and ex.settings["seed"] == 0 and c["seed"].value == 0
@@ -280,8 +281,8 @@ def test_compare_shares_the_noise():
     assert cmp.a.settings["seed"] == 7                               # nothing changed
     cmp.widget()
     cmp.set(seed=3, left=dict(steps=5))                              # the Python API updates both panels' UIs
-    assert "steps=5" in cmp.a._ui["status"].value and "seed=3" in cmp.b._ui["status"].value
-    assert cmp.a._ui["controls"]["steps"].value == 5
+    assert "steps=5" in cmp.a.ui.status.value and "seed=3" in cmp.b.ui.status.value
+    assert cmp.a.ui.controls["steps"].value == 5
 
 
 def test_image_explorer_on_the_shipped_unet():
@@ -310,3 +311,121 @@ def test_explorer2d_on_the_shipped_mlp():
     assert ex.last.metrics["per_mode_frechet"] < 0.5
     ex.set(sampler="EDM Heun")
     assert torch.isfinite(ex.last.traj.x).all()
+
+
+# -- the widgets as a thin view of the sampler registry -------------------------------------------
+
+def test_the_menu_is_the_registry(ex):
+    titles = tuple(spec.title for spec in registry.SAMPLERS.values())
+    assert SAMPLERS == titles
+    ex.widget()
+    assert tuple(ex.ui.controls["sampler"].options) == titles
+
+
+def test_controls_apply_exactly_where_the_spec_takes_them(ex):
+    """eta is enabled only for a spec with an "eta" parameter, steps only for one that uses_steps; a
+    key sets the menu to its title."""
+    ex.widget()
+    c = ex.ui.controls
+    seen = set()
+    for spec in registry.SAMPLERS.values():
+        ex.set(sampler=spec.name, steps=2)
+        assert c["sampler"].value == spec.title == ex.settings["sampler"]
+        assert c["eta"].disabled == ("eta" not in spec.params), spec.name
+        assert c["steps"].disabled == (not spec.uses_steps), spec.name
+        seen.add(c["eta"].disabled)
+    assert seen == {True, False}                 # both cases occur
+
+
+@pytest.mark.parametrize("name", list(registry.SAMPLERS))
+def test_a_key_and_its_title_share_one_cache_entry(name):
+    ex = Explorer2D(n=64, n_paths=4)
+    spec = registry.SAMPLERS[name]
+    ex.set(sampler=name, steps=3, seed=1)
+    assert ex.settings["sampler"] == spec.title and spec.title in ex.fig._suptitle.get_text()
+    first = ex.last
+    ex.set(sampler=spec.title)
+    assert ex.last is first and len(ex.cache) == 1 and ex.stats == {"sampled": 1, "hits": 1}
+    ex.set(sampler=name)
+    assert ex.last is first and ex.stats == {"sampled": 1, "hits": 2}
+
+
+def test_ddpm_ignores_steps_in_the_cache_key(ex):
+    ex.set(sampler="DDPM", steps=5, seed=0)
+    ex.set(steps=50, eta=0.9)
+    assert ex.stats == {"sampled": 1, "hits": 1} and ex.last.key.steps == 1000
+
+
+def test_grids_come_from_the_target(ex):
+    """The DDIM-grid samplers get the explorers' trailing spacing; EDM's Karras grid spans the
+    target's sigma range, the schedule's sigma_1..sigma_T (as `python -m diffedu sample`)."""
+    sched = ex.sched
+    for name in ("ddim", "ec-marginal"):
+        ex.set(sampler=name, steps=10)
+        assert dict(ex.last.key.params)["spacing"] == "trailing" and int(ex.last.traj.ts[0]) == sched.T
+    ex.set(sampler="edm-euler", steps=10)
+    ts = ex.last.traj.ts
+    assert (ex.target.sigma_min, ex.target.sigma_max) == (float(sched.sigma[1]), float(sched.sigma[-1]))
+    assert ts[0].item() == pytest.approx(float(sched.sigma[-1])) and ts[-2].item() == pytest.approx(float(sched.sigma[1]))
+
+
+def test_twin_shares_model_noise_and_cache_not_the_view(ex):
+    ex.set(eta=0.0, steps=10)
+    ex.widget()
+    t = ex.twin(eta=0.5)
+    assert type(t) is Explorer2D and t.target is ex.target and t.noise is ex.noise and t.cache is ex.cache
+    assert t.settings == dict(ex.settings, eta=0.5) and t.fig is None and t.ui is None and t.last is None
+    assert ex.settings["eta"] == 0.0                              # the original is unchanged
+    t.set(eta=0.0)
+    assert t.last is ex.last and t.stats == {"sampled": 0, "hits": 1}
+    with pytest.raises(ValueError, match="eta must be in"):
+        ex.twin(eta=2)
+
+
+class PublicOnly:
+    """An explorer seen through its public attributes only: reaching a private name fails the test."""
+
+    def __init__(self, explorer):
+        self.__dict__["_PublicOnly__ex"] = explorer
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            pytest.fail(f"Compare reached the private name {name!r} of an explorer")
+        value = getattr(self.__ex, name)
+        return (lambda **s: PublicOnly(value(**s))) if name == "twin" else value
+
+    def __setattr__(self, name, value):
+        pytest.fail(f"Compare assigned {name!r} of an explorer")
+
+
+def test_compare_uses_only_public_methods():
+    cmp = Compare(PublicOnly(Explorer2D(n=100, n_paths=4)), left=dict(eta=0.0, steps=5))
+    fa, fb = cmp.set(seed=2)
+    a, b = cmp.last
+    assert fa is not fb and torch.equal(a.x_T, b.x_T)
+    assert dict(a.key.params)["eta"] == 0.0 and dict(b.key.params)["eta"] == 1.0    # right: eta = 1 by default
+    with pytest.raises(ValueError, match="eta"):
+        cmp.set(left=dict(eta=0.5), right=dict(eta=3))
+    assert cmp.a.settings["eta"] == 0.0
+    cmp.widget()
+    cmp.set(seed=4)
+    assert "seed=4" in cmp.b.ui.status.value
+
+
+def test_no_widget_module_reaches_into_another_s_private_names():
+    """Read from the source: `x._name` only on self/cls, and no `from .m import _name`."""
+    import ast
+    from pathlib import Path
+
+    import diffedu.widgets
+
+    bad = []
+    for path in Path(diffedu.widgets.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                    bad.append(f"{path.name}:{node.lineno} .{node.attr}")
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                bad += [f"{path.name}:{node.lineno} import {a.name}" for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not bad, bad

@@ -2,13 +2,26 @@
 
     from diffedu.widgets import Explorer2D, ImageExplorer, Compare
     Explorer2D().widget()                     # in a notebook: controls + figure
-    fig = Explorer2D().set(eta=0.5, steps=20) # anywhere: a matplotlib Figure; .last holds the Trajectory
+    fig = Explorer2D().set(eta=0.5, steps=20) # anywhere: a matplotlib Figure; .last holds the Result
 
+The widgets are a thin view over the sampler registry (`diffedu.samplers.registry`): the menu is
+its titles, the controls that apply and the cache key follow each spec, and sampling is the spec.
 The noise is fixed by the seed (x_T and every per-step noise), so moving eta shows eta alone.
+
+    noise.py       FixedNoise: x_T and the per-step noises of a seed
+    compute.py     Key, Result, compute (one setting sampled and measured), ResultCache (byte-bounded LRU)
+    ui.py          the sampler menu (SAMPLERS), STEP_CHOICES, Controls (ipywidgets controls, status line)
+    base.py        Explorer: settings, figure, blitting redraw, PNG
+    explorer2d.py  image.py  compare.py   the explorers
+
+Imports: the modules of this package (apps layer: core maths, samplers, models, io, metrics may be imported below).
 """
-from .base import SAMPLERS, STEP_CHOICES, Explorer, FixedNoise, Result
+from .base import Explorer
 from .compare import Compare
+from .compute import Result
 from .explorer2d import Explorer2D
 from .image import ImageExplorer
+from .noise import FixedNoise
+from .ui import SAMPLERS, STEP_CHOICES
 
 __all__ = ["Explorer2D", "ImageExplorer", "Compare", "Explorer", "FixedNoise", "Result", "SAMPLERS", "STEP_CHOICES"]

@@ -1,14 +1,20 @@
-"""Two settings side by side on the same model and the same noise."""
+"""Two explorers side by side: one model, one seed's noise, one cache, each panel with its own settings.
+
+Imports: ipywidgets/IPython (inside functions, as they are optional), and .base, .explorer2d beside it.
+"""
 from __future__ import annotations
 
 from .base import SETTINGS
 from .explorer2d import Explorer2D
 
+SHARED = "the seed is shared by both panels: pass it as Compare.set(seed=...)"
+
 
 class Compare:
     """Two explorers that share one model, one seed's noise and one cache, each with its own settings.
 
-    explorer  an Explorer2D or ImageExplorer (default: Explorer2D on the eight Gaussians, drawn smaller)
+    explorer  an Explorer2D or ImageExplorer (default: Explorer2D on the eight Gaussians, drawn smaller);
+              the panels are its twins (`Explorer.twin`), so it is itself left as it was
     left      settings of the left panel (default: the explorer's own)
     right     settings of the right panel (default: the left ones with eta = 1)
 
@@ -17,11 +23,9 @@ class Compare:
     """
 
     def __init__(self, explorer=None, left: dict | None = None, right: dict | None = None):
-        self.a = explorer if explorer is not None else Explorer2D(figsize=(6.0, 3.3))
-        for d in (left, right):
-            if d is not None and "seed" in d:
-                raise ValueError("the seed is shared by both panels: pass it as Compare.set(seed=...)")
-        self.a.settings = self.a._validate({**self.a.settings, **(left or {})})
+        explorer = explorer if explorer is not None else Explorer2D(figsize=(6.0, 3.3))
+        _no_seed(left, right)
+        self.a = explorer.twin(**(left or {}))
         self.b = self.a.twin(**(right if right is not None else {"eta": 1.0}))
         self._ui = None
 
@@ -32,12 +36,10 @@ class Compare:
     def set(self, seed=None, left: dict | None = None, right: dict | None = None):
         """Change the shared seed and either panel's settings; returns (left Figure, right Figure)."""
         shared = {} if seed is None else {"seed": seed}
-        for d in (left, right):
-            if d is not None and "seed" in d:
-                raise ValueError("the seed is shared by both panels: pass it as Compare.set(seed=...)")
+        _no_seed(left, right)
         # validate both before changing either, so a bad value leaves the pair consistent
-        new_a = self.a._validate({**self.a.settings, **(left or {}), **shared})
-        new_b = self.b._validate({**self.b.settings, **(right or {}), **shared})
+        new_a = self.a.validate(**(left or {}), **shared)
+        new_b = self.b.validate(**(right or {}), **shared)
         return self.a.set(**new_a), self.b.set(**new_b)
 
     def widget(self):
@@ -64,3 +66,8 @@ class Compare:
         from IPython.display import display
 
         display(self.widget())
+
+
+def _no_seed(*panels) -> None:
+    if any(d is not None and "seed" in d for d in panels):
+        raise ValueError(SHARED)

@@ -1,13 +1,20 @@
-"""The 2-D explorer: particle paths from noise to data, the final cloud on the true density, its distance."""
+"""The 2-D explorer: particle paths from noise to data, the final cloud on the true density, its distance.
+
+Imports: numpy, torch, matplotlib, diffedu.assets (io), diffedu.metrics (apps), diffedu.models.analytic,
+diffedu.samplers.registry, diffedu.schedules, and .base beside it.
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
 from matplotlib.collections import LineCollection
 
+from .. import assets
+from ..metrics import sliced_wasserstein
 from ..models.analytic import GaussianMixture
+from ..samplers.registry import Target
 from ..schedules import Schedule, linear_betas
-from .base import Explorer, unpack_asset
+from .base import Explorer, as_target
 
 METRIC_LABELS = {"sliced_wasserstein": "SW to exact samples", "per_mode_frechet": "per-mode Fréchet"}
 
@@ -16,7 +23,8 @@ class Explorer2D(Explorer):
     """Sample 2-D points with any package sampler and watch where they go.
 
     data       a GaussianMixture (its exact eps-model and denoiser are used; default: the course's
-               eight Gaussians) or a trained eps-model eps(x_t, t) on `sched` (e.g. the 2-D MLP)
+               eight Gaussians), a trained eps-model eps(x_t, t) on `sched` (e.g. the 2-D MLP), or a
+               `Target` (e.g. `Trained.target()`; it brings its schedule and denoiser)
     sched      the discrete schedule (default: linear betas, T = 1000)
     reference  the true data: a GaussianMixture (density contours, per-mode Fréchet) or an (N, 2)
                tensor of samples; defaults to `data` when that is a mixture, else eight Gaussians
@@ -25,26 +33,29 @@ class Explorer2D(Explorer):
 
     Other keywords: see `Explorer`.  `set(sampler=, eta=, steps=, seed=)` returns the Figure; `last` holds the Result
     (`.traj`, `.x_T`, `.metrics` = sliced Wasserstein to exact samples and per-mode Fréchet).
+    The EDM samplers' Karras grid spans the target's sigma range (the schedule's sigma_1..sigma_T).
     """
 
     figsize = (9.0, 4.4)
 
     def __init__(self, data=None, sched: Schedule | None = None, reference=None, n: int = 2000, n_paths: int = 64,
                  *, denoiser=None, n_projections: int = 128, **settings):
-        sched = sched if sched is not None else Schedule(linear_betas(1000))
         data = data if data is not None else GaussianMixture.eight_gaussians()
+        if not isinstance(data, Target):
+            sched = sched if sched is not None else Schedule(linear_betas(1000))
         if isinstance(data, GaussianMixture):
-            eps_model, denoiser = data.eps_model(sched), data.denoiser
+            target = Target.from_eps(data.eps_model(sched), sched, denoiser if denoiser is not None else data.denoiser)
             reference = data if reference is None else reference
-        elif callable(data):
-            eps_model = data
+        elif isinstance(data, Target) or callable(data):
+            target = as_target(data, sched, denoiser)
             reference = GaussianMixture.eight_gaussians() if reference is None else reference
         else:
-            raise ValueError(f"data must be a GaussianMixture or an eps-model eps(x_t, t), got {type(data).__name__}")
+            raise ValueError(f"data must be a GaussianMixture or an eps-model eps(x_t, t) (or a Target), "
+                             f"got {type(data).__name__}")
         dim = reference.D if isinstance(reference, GaussianMixture) else torch.as_tensor(reference).shape[-1]
         if dim != 2:
             raise ValueError(f"Explorer2D draws 2-D data; the reference has dimension {dim}")
-        super().__init__(eps_model, sched, (2,), n, denoiser, **settings)
+        super().__init__(target, (2,), n, **settings)
         self.n_paths = min(n, n_paths)
         self.n_projections = n_projections
         self.reference = reference
@@ -57,24 +68,23 @@ class Explorer2D(Explorer):
     @classmethod
     def from_assets(cls, **kwargs):
         """The explorer on the shipped 2-D MLP (diffedu.assets.load_mlp())."""
-        from .. import assets
+        return cls(assets.load_mlp().target(), **kwargs)
 
-        eps_model, sched, denoiser, _ = unpack_asset(assets.load_mlp())
-        return cls(eps_model, sched, denoiser=denoiser, **kwargs)
+    def options(self) -> dict:
+        return dict(super().options(), reference=self.reference, n=self.n, n_paths=self.n_paths,
+                    n_projections=self.n_projections)
 
     def _metrics(self, x: torch.Tensor) -> dict:
         x = x.double()
-        from ..metrics import sliced_wasserstein
-
         m = {"sliced_wasserstein": sliced_wasserstein(x, self.exact, self.n_projections,
                                                       torch.Generator().manual_seed(0))}
         if isinstance(self.reference, GaussianMixture):
             m["per_mode_frechet"] = float(self.reference.per_mode_frechet(x))
         return m
 
-    def _measure(self, res):
+    def measure(self, res) -> dict:
         x = res.traj.x
-        res.metrics = self._metrics(x) if bool(torch.isfinite(x).all()) else {"sliced_wasserstein": float("inf")}
+        return self._metrics(x) if bool(torch.isfinite(x).all()) else {"sliced_wasserstein": float("inf")}
 
     def status_metrics(self) -> str:
         m, f = self.last.metrics, self.floor or {}
@@ -83,7 +93,7 @@ class Explorer2D(Explorer):
         return " · ".join(parts)
 
     # -- figure ---------------------------------------------------------------------------------
-    def _build_figure(self):
+    def build_figure(self) -> list:
         fig, ref = self.fig, self.reference
         if isinstance(ref, GaussianMixture):
             half = float((ref.means.abs().max() + 4 * ref.stds.max()).item())
@@ -110,9 +120,9 @@ class Explorer2D(Explorer):
         self._cloud = self.ax_cloud.scatter([], [], s=2, c="C3", alpha=0.5, linewidths=0)
         self._title = fig.suptitle("", fontsize=9)
         fig.subplots_adjust(left=0.05, right=0.98, bottom=0.07, top=0.82, wspace=0.15)
-        self._dynamic = [self._paths, self._starts, self._ends, self._cloud, self._title]
+        return [self._paths, self._starts, self._ends, self._cloud, self._title]
 
-    def _draw(self, res):
+    def draw(self, res):
         P = self.n_paths
         paths = res.display_xs[:, :P].transpose(0, 1).float().numpy()        # (P, steps + 1, 2)
         self._paths.set_segments(list(paths))

@@ -1,10 +1,14 @@
-"""The image explorer: x_t and x0_hat at chosen times for a few fixed-noise samples, and the final grid."""
+"""The image explorer: x_t and x0_hat at chosen times for a few fixed-noise samples, and the final grid.
+
+Imports: torch, diffedu.assets (io), diffedu.schedules, and .base beside it.
+"""
 from __future__ import annotations
 
 import torch
 
+from .. import assets
 from ..schedules import Schedule
-from .base import Explorer, unpack_asset
+from .base import Explorer, as_target
 
 
 def mosaic(tiles: torch.Tensor, pad: int = 1) -> torch.Tensor:
@@ -18,7 +22,8 @@ def mosaic(tiles: torch.Tensor, pad: int = 1) -> torch.Tensor:
 class ImageExplorer(Explorer):
     """Sample images with any package sampler; see x_t and x0_hat along the way and the final grid.
 
-    eps_model  eps(x_t, t) on `sched`, for images of `shape` = (C, H, W) in [-1, 1]
+    model      eps(x_t, t) on `sched` (denoiser= for the EDM samplers: default derived from it), or a
+               `Target` (e.g. `Trained.target()`), for images of `shape` = (C, H, W) in [-1, 1]
     n          images sampled (all shown in the final grid); the first n_strip are shown along the
                way, at n_times step indices spread evenly over the trajectory (first and last included)
 
@@ -27,21 +32,22 @@ class ImageExplorer(Explorer):
 
     figsize = (7.6, 4.4)
 
-    def __init__(self, eps_model, sched: Schedule, shape=(1, 16, 16), n: int = 8, n_strip: int = 3, n_times: int = 6,
-                 **settings):
+    def __init__(self, model, sched: Schedule | None = None, shape=(1, 16, 16), n: int = 8, n_strip: int = 3,
+                 n_times: int = 6, *, denoiser=None, **settings):
         shape = tuple(int(v) for v in shape)
         if len(shape) != 3 or shape[0] not in (1, 3):
             raise ValueError(f"shape must be (C, H, W) with C = 1 or 3, got {shape}")
-        super().__init__(eps_model, sched, shape, n, **settings)
+        super().__init__(as_target(model, sched, denoiser), shape, n, **settings)
         self.n_strip, self.n_times = min(n_strip, self.n), max(2, n_times)
 
     @classmethod
     def from_assets(cls, shape=None, **kwargs):
         """The explorer on the shipped digits UNet (diffedu.assets.load_digits_unet())."""
-        from .. import assets
+        trained = assets.load_digits_unet()
+        return cls(trained.target(), shape=shape or tuple(trained.shape), **kwargs)
 
-        eps_model, sched, denoiser, shipped_shape = unpack_asset(assets.load_digits_unet())
-        return cls(eps_model, sched, shape or shipped_shape, denoiser=denoiser, **kwargs)
+    def options(self) -> dict:
+        return dict(super().options(), shape=self.shape[1:], n=self.n, n_strip=self.n_strip, n_times=self.n_times)
 
     def columns(self, res) -> list[int]:
         """The step indices shown in the strip: n_times of 0..steps, evenly spread."""
@@ -53,7 +59,7 @@ class ImageExplorer(Explorer):
         cols = -(-self.n // (2 * self.n_strip))
         return -(-self.n // cols), cols
 
-    def _build_figure(self):
+    def build_figure(self) -> list:
         C, H, W = self.shape[1:]
         rows, cols = self.grid_shape()
         gs = self.fig.add_gridspec(1, 2, width_ratios=[self.n_times / (2 * self.n_strip), cols / rows])
@@ -72,8 +78,9 @@ class ImageExplorer(Explorer):
         self.ax_grid.set_title(f"final samples ({self.n})", fontsize=9)
         self._title = self.fig.suptitle("", fontsize=9)
         self.fig.subplots_adjust(left=0.09, right=0.99, bottom=0.1, top=0.88, wspace=0.08)
+        return []                                   # the tick labels change too: redraw it all
 
-    def _draw(self, res):
+    def draw(self, res):
         C, H, W = self.shape[1:]
         xs, x0s, S = res.display_xs, res.traj.x0_hats, self.n_strip
         cols = self.columns(res)
@@ -86,6 +93,6 @@ class ImageExplorer(Explorer):
         final = torch.cat([final, final.new_full((rows * gcols - self.n, C, H, W), 1.0)])
         self._grid.set_data(mosaic(final.reshape(rows, gcols, C, H, W)).numpy())
         ts = res.traj.ts.tolist()
-        sym = r"$\sigma$" if res.key[0].startswith("EDM") else "t"
+        sym = r"$\sigma$" if res.spec.ve else "t"
         self.ax_strip.set_xticklabels([f"step {i}\n{sym}={ts[i]:.4g}" for i in cols])
         self._title.set_text(self.title())

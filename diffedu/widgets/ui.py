@@ -1,0 +1,85 @@
+"""The notebook controls of an explorer: a sampler menu, eta and steps sliders, a seed box, a status line, the figure.
+
+The menu is the registry's titles; which controls apply is the registry's too: the eta slider is
+enabled only for a sampler that takes "eta", the steps slider only for one that `uses_steps`.
+The figure is shown as a PNG image, so no ipympl is needed.
+
+Imports: ipywidgets (inside `Controls`, as it is optional), diffedu.samplers.registry.
+"""
+from __future__ import annotations
+
+from ..samplers import registry
+
+STEP_CHOICES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+ETA_STEP = 0.1
+
+
+def menu() -> tuple[str, ...]:
+    """The sampler menu: the title of every registry entry, in the registry's order."""
+    return tuple(spec.title for spec in registry.SAMPLERS.values())
+
+
+SAMPLERS = menu()
+
+
+class Controls:
+    """The ipywidgets UI of one explorer: `box` holds the controls named in `shown`, `status` and `image`.
+
+    A control's change goes to `explorer.render(name=value)`; the explorer calls `update(cached)`
+    after each change (from a control or from Python) and `error(err)` for a rejected value.
+    """
+
+    def __init__(self, explorer, shown):
+        import ipywidgets as W
+
+        self.explorer = explorer
+        s, T = explorer.settings, explorer.sched.T
+        steps_options = sorted({c for c in STEP_CHOICES if c <= T} | {T, s["steps"]})
+        self.controls = {
+            "sampler": W.Dropdown(options=menu(), value=s["sampler"], description="sampler"),
+            "eta": W.FloatSlider(value=s["eta"], min=0.0, max=1.0, step=ETA_STEP, readout_format=".2f",
+                                 continuous_update=False, description="eta"),
+            "steps": W.SelectionSlider(options=steps_options, value=s["steps"], continuous_update=False,
+                                       description="steps"),
+            "seed": W.BoundedIntText(value=s["seed"], min=0, max=2**31 - 1, description="seed",
+                                     layout=W.Layout(width="160px")),
+        }
+        self.status = W.HTML(layout=W.Layout(min_height="1.6em"))
+        self.image = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
+        self.box = W.VBox([W.HBox([self.controls[k] for k in shown]), self.status, self.image])
+        self._syncing = False
+        for name, ctrl in self.controls.items():
+            ctrl.observe(lambda change, name=name: self._changed(name, change["new"]), names="value")
+
+    def _changed(self, name, value) -> None:
+        if not self._syncing:
+            self.explorer.render(**{name: value})
+
+    def sync(self) -> None:
+        """Show the explorer's settings in the controls without triggering them."""
+        c, s = self.controls, self.explorer.settings
+        spec = registry.get(s["sampler"])
+        self._syncing = True
+        try:
+            if s["steps"] not in c["steps"].options:
+                c["steps"].options = sorted(set(c["steps"].options) | {s["steps"]})
+            for k, ctrl in c.items():
+                if ctrl.value != s[k]:
+                    ctrl.value = s[k]
+            c["eta"].disabled = "eta" not in spec.params
+            c["steps"].disabled = not spec.uses_steps
+        finally:
+            self._syncing = False
+
+    def update(self, cached: bool) -> None:
+        """After a change: the controls, the figure (PNG) and the status line follow the explorer."""
+        ex = self.explorer
+        self.sync()
+        self.image.value = ex.png()
+        how = "cached" if cached else f"sampled in {ex.last.seconds:.2f} s"
+        self.status.value = f"<code>{ex.title()}</code> &nbsp; {ex.status_metrics()} &nbsp; <small>({how})</small>"
+
+    def error(self, err: Exception) -> None:
+        """A rejected value: the message in the status line, the controls back to the current settings."""
+        self.status.value = f"<b style='color:#b00'>{err}</b>"
+        self.sync()
