@@ -1,4 +1,8 @@
-"""The forward process q(x_t | x_0) of DDPM, in closed form.  [DDPM eq. 4]"""
+"""The forward process q(x_t | x_0) of DDPM, in closed form.  [DDPM eq. 4]
+
+`q_mean_var_coefs` is plain arithmetic (floats, tensors, sympy symbols), paired with its derivation
+in `diffedu.symbolic.forward`.  Imports: torch, diffedu._ops, diffedu.schedules.
+"""
 from __future__ import annotations
 
 import torch

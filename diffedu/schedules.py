@@ -3,7 +3,11 @@
 Paper time: t = 0 is clean data (alpha_bar_0 = 1), t = T is (almost) pure noise. Every tensor
 of `Schedule` has length T + 1 and is indexed by that t, so `sched.alpha_bar[t]` reads as the
 paper's \\bar\\alpha_t.  Notation clash: DDIM writes alpha_t for DDPM's alpha_bar_t; the code
-always says `alpha_bar`.
+always says `alpha_bar`.  The tables are computed with coefficient functions that are paired with
+their derivations (`ve_sigma`, `snr`, `beta_from_alpha_bar` below, derived in
+`diffedu.symbolic.forward`; `diffedu.posterior.posterior_variance`): beyond the schedules'
+definitions and alpha_t = 1 - beta_t, `Schedule` holds no formula of its own.
+Imports: torch, diffedu._checks, diffedu._ops, diffedu.posterior.
 """
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ import math
 import torch
 
 from ._checks import check_int, check_number
+from ._ops import sqrt
+from .posterior import posterior_variance
 
 
 def linear_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
@@ -24,7 +30,7 @@ def linear_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
 
 def _betas_from_alpha_bar(alpha_bar: torch.Tensor, max_beta: float) -> torch.Tensor:
     """beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}, clipped at max_beta.  [iDDPM eq. 17]"""
-    return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=max_beta)
+    return beta_from_alpha_bar(alpha_bar[1:], alpha_bar[:-1]).clamp(max=max_beta)
 
 
 def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
@@ -58,6 +64,31 @@ def sigmoid_betas(T: int = 1000, start: float = -3.0, end: float = 3.0, tau: flo
     return _betas_from_alpha_bar(alpha_bar / alpha_bar[0], max_beta)
 
 
+# ---- coefficient functions of alpha_bar: plain arithmetic (floats, tensors, sympy symbols), each
+# paired with its derivation in diffedu.symbolic.forward; Schedule builds its tables with them -------
+
+def ve_sigma(alpha_bar):
+    """sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t), the VE noise level.  [EDM Tab. 1, DDIM eq. 14]
+
+    x_t / sqrt(alpha_bar_t) = x_0 + sigma_t eps: the variance-exploding view of the same process;
+    0 at alpha_bar = 1 (t = 0).
+    """
+    return sqrt((1 - alpha_bar) / alpha_bar)
+
+
+def snr(alpha_bar):
+    """SNR_t = alpha_bar_t / (1 - alpha_bar_t) = 1 / sigma_t^2.  [VDM eq. 3]
+
+    At alpha_bar = 1 (t = 0) a tensor gives inf; a Python float raises ZeroDivisionError.
+    """
+    return alpha_bar / (1 - alpha_bar)
+
+
+def beta_from_alpha_bar(alpha_bar, alpha_bar_prev):
+    """beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}, as alpha_bar_t = alpha_t alpha_bar_{t-1}.  [iDDPM eq. 17]"""
+    return 1 - alpha_bar / alpha_bar_prev
+
+
 class Schedule:
     """A discrete DDPM schedule, every quantity a tensor of length T + 1 indexed by paper time.
 
@@ -70,9 +101,10 @@ class Schedule:
     alpha              alpha_t = 1 - beta_t                          [DDPM §3.2]
     alpha_bar          prod_{s<=t} alpha_s                           [DDPM eq. 4]
     sigma              sqrt((1 - alpha_bar_t) / alpha_bar_t): the noise level of x_t / sqrt(alpha_bar_t),
-                       the variance-exploding view of the same process  [EDM Tab. 1, DDIM eq. 14]
-    snr                alpha_bar_t / (1 - alpha_bar_t) = 1 / sigma_t^2  [VDM eq. 3]
-    posterior_variance beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t  [DDPM eq. 7]
+                       the variance-exploding view of the same process; `ve_sigma`  [EDM Tab. 1, DDIM eq. 14]
+    snr                alpha_bar_t / (1 - alpha_bar_t) = 1 / sigma_t^2; `snr`  [VDM eq. 3]
+    posterior_variance beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t, with
+                       beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}; `posterior.posterior_variance`  [DDPM eq. 7]
     """
 
     def __init__(self, betas, *, dtype: torch.dtype = torch.float64, device=None):
@@ -92,14 +124,14 @@ class Schedule:
         beta = torch.cat([zero, betas])
         alpha = 1 - beta
         alpha_bar = torch.cumprod(alpha, dim=0)
-        posterior_variance = torch.cat([zero, (1 - alpha_bar[:-1]) / (1 - alpha_bar[1:]) * betas])
         names = dict(
             beta=beta,
             alpha=alpha,
             alpha_bar=alpha_bar,
-            sigma=torch.sqrt((1 - alpha_bar) / alpha_bar),
-            snr=alpha_bar / (1 - alpha_bar),
-            posterior_variance=posterior_variance,
+            sigma=ve_sigma(alpha_bar),  # 0 at t = 0
+            snr=snr(alpha_bar),  # alpha_bar_0 / 0 = inf at t = 0
+            # beta_tilde_1 = 0 (alpha_bar_0 = 1); beta_tilde_0 is set to 0 as well
+            posterior_variance=torch.cat([zero, posterior_variance(alpha_bar[1:], alpha_bar[:-1])]),
         )
         for name, value in names.items():
             setattr(self, name, value.to(dtype=dtype, device=device))

@@ -11,8 +11,16 @@ import sympy as sp
 import diffedu.forward as F
 import diffedu.param as Q
 import diffedu.posterior as P
+import diffedu.schedules as SCH
 from diffedu import symbolic as S
+from diffedu.symbolic import ddim as sym_ddim
+from diffedu.symbolic import forward as sym_forward
+from diffedu.symbolic import param as sym_param
+from diffedu.symbolic import posterior as sym_posterior
+from diffedu.symbolic import precond as sym_precond
 from diffedu.symbolic import registry
+from diffedu.symbolic import steps as sym_steps
+from diffedu.symbolic import unified as sym_unified
 from diffedu.symbolic.ddim import marginal_of_step
 
 s = S.symbols()
@@ -28,7 +36,8 @@ def test_pair_holds_symbolically_and_in_float64(pair):
 
 def test_every_public_function_of_the_numeric_modules_is_paired_or_waived():
     missing = S.missing_pairs()
-    assert not missing, f"public functions with neither a pair nor a waiver in registry.py: {missing}"
+    assert not missing, ("public functions with neither a pair nor a waiver (declare one next to its derivation "
+                         f"in diffedu/symbolic/): {missing}")
 
 
 def test_registry_has_no_stale_or_duplicate_entries():
@@ -39,31 +48,68 @@ def test_registry_has_no_stale_or_duplicate_entries():
     assert not set(paired) & set(S.WAIVERS), "a function is both paired and waived"
 
 
-def _flip_first_sign(fn):
-    """A copy of fn (its module untouched) whose first + or - in source order is flipped."""
+def test_registry_tables_are_built_once_and_read_only():
+    assert isinstance(S.PAIRS, tuple) and isinstance(S.NUMERIC_MODULES, tuple)
+    assert S.PAIRS is registry.PAIRS and S.WAIVERS is registry.WAIVERS
+    with pytest.raises(TypeError):
+        S.WAIVERS["diffedu.forward.q_sample"] = "overwritten"
+    # the registry holds exactly what the derivation modules declare, in their order
+    declared = [p for m in (sym_forward, sym_posterior, sym_ddim, sym_param, sym_precond, sym_steps, sym_unified)
+                for p in m.PAIRS]
+    assert list(S.PAIRS) == declared
+
+
+def test_pair_name_is_the_numeric_function_unless_given():
+    pair = next(p for p in S.PAIRS if p.numeric is SCH.ve_sigma)
+    assert pair.name == "diffedu.schedules.ve_sigma"
+    assert S.Pair(SCH.ve_sigma, pair.derived, pair.args, name="diffedu.somewhere.else").name == "diffedu.somewhere.else"
+    assert dataclasses.replace(pair, numeric=lambda a: a).name == pair.name  # a mutant keeps the name it stands for
+
+
+def _is_sign(node) -> bool:
+    return isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub))
+
+
+def _signs(fn) -> int:
+    """How many + or - the source of fn holds."""
+    return sum(_is_sign(node) for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(fn)))))
+
+
+def _flip_sign(fn, k: int = 0):
+    """A copy of fn (its module untouched) whose k-th + or - in source order (outer before inner) is flipped."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
 
     class Flip(ast.NodeTransformer):
-        done = False
+        seen = 0
 
         def visit_BinOp(self, node):
-            if not self.done and isinstance(node.op, (ast.Add, ast.Sub)):
-                self.done = True
-                node.op = ast.Sub() if isinstance(node.op, ast.Add) else ast.Add()
-                return node
+            if _is_sign(node):
+                if self.seen == k:
+                    node.op = ast.Sub() if isinstance(node.op, ast.Add) else ast.Add()
+                self.seen += 1
             return self.generic_visit(node)
 
     flip = Flip()
     tree = ast.fix_missing_locations(flip.visit(tree))
-    assert flip.done, f"{fn.__name__} has no + or -"
+    assert flip.seen > k, f"{fn.__name__} has only {flip.seen} + or -"
     namespace = dict(fn.__globals__)
-    exec(compile(tree, f"<mutant of {fn.__name__}>", "exec"), namespace)
+    exec(compile(tree, f"<mutant of {fn.__name__}, sign {k}>", "exec"), namespace)
     return namespace[fn.__name__]
 
 
-@pytest.mark.parametrize("pair", S.PAIRS, ids=lambda p: p.name.removeprefix("diffedu."))
-def test_a_sign_error_in_any_coefficient_function_is_caught(pair):
-    mutant = dataclasses.replace(pair, numeric=_flip_first_sign(pair.numeric))
+SIGN_SITES = [(pair, k) for pair in S.PAIRS for k in range(_signs(pair.numeric))]
+
+
+def test_every_paired_function_has_a_sign_to_flip():
+    assert {pair.name for pair, _ in SIGN_SITES} == {pair.name for pair in S.PAIRS}
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # a mutant's sqrt of a negative
+@pytest.mark.parametrize("pair, k", SIGN_SITES, ids=lambda x: x.name.removeprefix("diffedu.") if isinstance(x, S.Pair)
+                         else f"sign{x}")
+def test_a_sign_error_in_any_coefficient_function_is_caught(pair, k):
+    # every + and -, not only the first: a flip at any 1 - alpha_bar site must fail
+    mutant = dataclasses.replace(pair, numeric=_flip_sign(pair.numeric, k))
     problems = S.verify(mutant, n=50)
     assert any("does not reduce to 0" in p for p in problems), problems
     assert any("float64 (numpy)" in p for p in problems) and any("float64 (torch)" in p for p in problems), problems
@@ -115,6 +161,13 @@ def test_merging_gaussians():
     assert S.gaussian_moments(3 + a * e1 - b * e2, [e1, e2]) == (3, a**2 + b**2)
     with pytest.raises(ValueError):
         S.gaussian_moments(e1 * e2, [e1, e2])
+
+
+def test_noise_levels():
+    r = S.noise_levels().result
+    assert S.is_zero(r["sigma"] - sp.sqrt((1 - ab) / ab)) and S.is_zero(r["snr"] - ab / (1 - ab))
+    assert S.is_zero(r["beta"] - s.beta_t) and S.is_zero(r["alpha"] - s.alpha_t)  # canonical: beta_t = 1 - ab/abp
+    assert S.is_zero(SCH.ve_sigma(ab) ** 2 * SCH.snr(ab) - 1)
 
 
 def test_eta_one_is_the_ddpm_posterior():

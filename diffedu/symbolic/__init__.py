@@ -1,4 +1,4 @@
-"""diffedu.symbolic: every DDPM and DDIM closed form derived with sympy, paired with the function
+"""diffedu.symbolic: every closed form of the course derived with sympy, and paired with the function
 that runs.  Nothing is derived at import; each derivation runs once on first use (lru_cache).
 
     >>> from diffedu import symbolic as S
@@ -6,27 +6,38 @@ that runs.  Nothing is derived at import; each derivation runs once on first use
     >>> bool(S.check("posterior_variance", (1 - s.alpha_bar_prev) / (1 - s.alpha_bar_t) * s.beta_t))
     True
 
-Derivations (each returns a `Derivation`: `.result`, `.steps`, `.verify()`, `.show()`):
-1. `merge_gaussians`    q(x_t | x_0) from the one-step chain  [DDPM eq. 4]
-2. `ddpm_posterior`, `gaussian_kl`, `vlb_term`  mu_tilde, beta_tilde, eps-form, L_{t-1} weight  [DDPM eq. 6-7, 11-12]
-3. `ddim_coefficients`, `open_questions`  k, m, the DDIM update, sigma(eta)  [DDIM eq. 7, 12, 16]
-4. `parameterisations`  eps <-> x_0 <-> v <-> score
-5. `check(name, expr)`  the learner-facing checker
+Derivations (each returns a `Derivation`: `.result`, `.steps`, `.verify()`, `.show()`), by module:
+1. forward     `merge_gaussians`, `noise_levels`: q(x_t | x_0), then sigma_t, SNR_t, beta_t  [DDPM eq. 4, VDM eq. 3]
+2. posterior   `ddpm_posterior`, `gaussian_kl`, `vlb_term`: mu_tilde, beta_tilde, eps-form, L_{t-1} weight
+               [DDPM eq. 6-7, 11-12]
+3. ddim        `ddim_coefficients`, `open_questions`: k, m, the DDIM update, sigma(eta)  [DDIM eq. 7, 12, 16]
+4. param       `parameterisations`: eps <-> x_0 <-> v <-> score
+5. processes   s(t), sigma(t) <-> f, g; the PF-ODE; DDIM = Euler  [EDM eq. 4, 28, 34]
+   precond     EDM's c_skip, c_out, c_in and loss weight  [EDM App. B.6]
+   steps       Euler, Heun and the EDM slope  [EDM Alg. 1]
+   unified     estimate-then-correct keeps the marginal  [UDM eq. 9-13]
+6. check       `check(name, expr)`, the learner-facing checker
+
+Pairing: each derivation module declares `PAIRS` and `WAIVERS` beside its derivations (`Pair`,
+`verify` live in .pairing); `registry` collects them into PAIRS (functions), WAIVERS and
+NUMERIC_MODULES, and `registry.METHOD_PAIRS()` holds the methods of diffedu.processes.
+`verify(pair)` is what the tests run; `missing_pairs()` lists public functions with neither.
+Imports: sympy, numpy, torch, the diffedu modules it pairs, and its own submodules.
 """
 from ._core import Derivation, canonical, is_zero, symbols, tidy
 from .check import REFERENCE, CheckResult, check
 from .ddim import ddim_coefficients, open_questions
-from .forward import gaussian_moments, merge_gaussians
+from .forward import gaussian_moments, merge_gaussians, noise_levels
 from .param import parameterisations
 from .posterior import ddpm_posterior, gaussian_kl, vlb_term
 from .registry import NUMERIC_MODULES, PAIRS, WAIVERS, Pair, missing_pairs, verify
 
-DERIVATIONS = (merge_gaussians, ddpm_posterior, gaussian_kl, vlb_term, ddim_coefficients, open_questions,
+DERIVATIONS = (merge_gaussians, noise_levels, ddpm_posterior, gaussian_kl, vlb_term, ddim_coefficients, open_questions,
                parameterisations)
 
 __all__ = [
     "symbols", "check", "CheckResult", "REFERENCE", "Derivation", "canonical", "is_zero", "tidy",
-    "merge_gaussians", "gaussian_moments", "ddpm_posterior", "gaussian_kl", "vlb_term",
+    "merge_gaussians", "noise_levels", "gaussian_moments", "ddpm_posterior", "gaussian_kl", "vlb_term",
     "ddim_coefficients", "open_questions", "parameterisations", "DERIVATIONS",
     "Pair", "PAIRS", "NUMERIC_MODULES", "WAIVERS", "verify", "missing_pairs",
 ]

@@ -3,6 +3,7 @@
 Symbol names are the code's names (`alpha_bar_t`, `alpha_bar_prev`, ...) so a learner can type
 them; `LATEX` maps them to the papers' notation for display.  `sigma` is the standard deviation
 of one reverse step (DDPM's sigma_t, DDIM's sigma_t(eta)), not the VE noise level `sched.sigma`.
+Imports: numpy, sympy (IPython, optional, inside `Derivation.show`).
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ quantity equals the derived one, and if not, where it differs.
 Use the canonical symbols (`diffedu.symbolic.symbols()`; symbols of the same name made with
 `sympy.symbols` are accepted too).  beta_t -> 1 - alpha_t and alpha_t -> alpha_bar_t / alpha_bar_prev
 are substituted first, so answers written with beta_t, alpha_t or alpha_bar are all accepted.
+Imports: numpy, sympy, ._core and the derivation modules it names.
 """
 from __future__ import annotations
 

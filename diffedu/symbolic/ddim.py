@@ -2,7 +2,8 @@
 as checked identities.  [DDIM eq. 7, 12, 16]
 
 Notation: `alpha_bar_prev` is alpha_bar of *any* earlier time (DDIM's alpha_{tau_{i-1}}); DDIM's
-alpha_t is DDPM's alpha_bar_t.
+alpha_t is DDPM's alpha_bar_t.  PAIRS holds diffedu.posterior's DDIM coefficient functions
+against these derivations.  Imports: sympy, diffedu.posterior, ._core, .forward, .pairing, .posterior.
 """
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import functools
 
 import sympy as sp
 
+from .. import posterior as P
 from ._core import (Derivation, alpha_bar_prev, alpha_bar_t, alpha_t, beta_t, canonical, eps, eta, sample_points, sigma,
                     tidy, x_0, x_prev, x_t, z)
 from .forward import gaussian_moments
+from .pairing import Pair
 from .posterior import ddpm_posterior
 
 k, m = sp.symbols("k m", real=True)
@@ -122,3 +125,19 @@ def open_questions() -> Derivation:
     d.identity("Q2: sigma = 0 gives the same marginal: variance", var.subs(sigma, 0), 1 - alpha_bar_prev)
     d.result.update(marginal_mean_coef=mean_coef, marginal_variance=var, used_symbols=sp.FiniteSet(*used))
     return d
+
+
+def _ddim(key):
+    return ddim_coefficients().result[key]
+
+
+_ab, _abp = alpha_bar_t, alpha_bar_prev
+
+PAIRS = (
+    Pair(P.ddim_sigma, lambda: _ddim("sigma_eta"), (_ab, _abp, eta), ref="[DDIM eq. 16]"),
+    Pair(P.ddim_mean_coefs, lambda: (_ddim("k"), _ddim("m")), (_ab, _abp, sigma), ("k", "m"), "[DDIM eq. 7]"),
+    Pair(P.ddim_step_coefs, lambda: (_ddim("coef_x0"), _ddim("coef_eps")), (_ab, _abp, sigma), ("coef_x0", "coef_eps"),
+         "[DDIM eq. 12]"),
+)
+
+WAIVERS: dict[str, str] = {}

@@ -1,7 +1,12 @@
-"""Derivation 1: merging Gaussians turns the one-step chain into q(x_t | x_0).  [DDPM eq. 2, 4]
+"""Derivation 1: merging Gaussians turns the one-step chain into q(x_t | x_0), and what alpha_bar_t
+then fixes: the VE noise level, the SNR and beta_t.  [DDPM eq. 2, 4]
 
 The rule "independent Gaussians add their variances" is itself derived here, from cumulant
 generating functions, and `gaussian_moments` reuses it for DDIM's marginal-matching argument.
+PAIRS holds the coefficient functions of diffedu.forward and diffedu.schedules (ve_sigma, snr,
+beta_from_alpha_bar, with which Schedule builds its tables) against these derivations; WAIVERS names
+their modules' public functions that are not closed forms.
+Imports: sympy, diffedu.forward, diffedu.schedules, ._core, .pairing.
 """
 from __future__ import annotations
 
@@ -9,7 +14,10 @@ import functools
 
 import sympy as sp
 
-from ._core import Derivation, alpha_bar_prev, alpha_bar_t, alpha_t, x_0, x_prev, x_t
+from .. import forward as F
+from .. import schedules as SCH
+from ._core import Derivation, alpha_bar_prev, alpha_bar_t, alpha_t, beta_t, x_0, x_prev, x_t
+from .pairing import Pair
 
 _u = sp.Symbol("u", real=True)
 
@@ -59,6 +67,8 @@ def merge_gaussians() -> Derivation:
 
     step_kernel = sp.sqrt(alpha_t) * x_prev + sp.sqrt(1 - alpha_t) * eps_t
     d.step("One step of the chain [DDPM eq. 2]", sp.Eq(x_t, step_kernel))
+    # beta_t, the variance of one step q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t)
+    step_variance = gaussian_moments(step_kernel, [eps_t])[1]
     hypothesis = sp.sqrt(alpha_bar_prev) * x_0 + sp.sqrt(1 - alpha_bar_prev) * eps_prev
     d.step("Induction hypothesis: q(x_{t-1} | x_0) [DDPM eq. 4 at t-1]", sp.Eq(x_prev, hypothesis))
     x_t_expr = sp.expand(step_kernel.subs(x_prev, hypothesis))
@@ -79,5 +89,70 @@ def merge_gaussians() -> Derivation:
                merged, 1 - alpha_t * alpha_bar_prev)
     d.identity("Mean coefficient sqrt(alpha_t) sqrt(alpha_bar_{t-1}) = sqrt(alpha_bar_t)", mean_coef, sp.sqrt(alpha_bar_t))
     d.result.update(mean_coef=mean_coef, variance=variance, merged_variance=merged,
-                    q_mean=mean_coef * x_0, merge_rule=var_ab)
+                    q_mean=mean_coef * x_0, merge_rule=var_ab, step_variance=step_variance)
     return d
+
+
+@functools.lru_cache(maxsize=None)
+def noise_levels() -> Derivation:
+    """sigma_t, SNR_t and beta_t from q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, 1 - alpha_bar_t).  [VDM eq. 3, iDDPM eq. 17]
+
+    result: sigma = sqrt(variance) / mean_coef (x_t / sqrt(alpha_bar_t) = x_0 + sigma eps), snr =
+    mean_coef^2 / variance, beta = beta_t in alpha_bar_t, alpha_bar_{t-1}.
+    """
+    q = merge_gaussians().result
+    d = Derivation("The noise level, the SNR and beta_t, all from alpha_bar_t  [EDM Tab. 1, VDM eq. 3, iDDPM eq. 17]")
+    e = sp.Symbol("epsilon", real=True)
+    x_marg = q["mean_coef"] * x_0 + sp.sqrt(q["variance"]) * e
+    d.step("q(x_t | x_0) by merging Gaussians [DDPM eq. 4]", sp.Eq(x_t, x_marg))
+    y_mean, y_var = gaussian_moments(x_marg / q["mean_coef"], [e])
+    d.step("Divide by the mean coefficient: y = x_t / sqrt(alpha_bar_t) has mean x_0 and variance",
+           sp.Eq(sp.Symbol("Var_y"), y_var))
+    s_ = sp.Symbol("s", real=True)
+    sigma_ve = next(r for r in sp.solve(sp.Eq(s_**2, y_var), s_) if not r.could_extract_minus_sign())
+    d.step("So y = x_0 + sigma eps with the noise level sigma = sqrt(Var_y) > 0  [EDM Tab. 1, DDIM eq. 14]",
+           sp.Eq(sp.Symbol("sigma_t"), sigma_ve))
+    snr = q["mean_coef"] ** 2 / q["variance"]
+    d.step("The signal-to-noise ratio: squared signal coefficient over noise variance  [VDM eq. 3]",
+           sp.Eq(sp.Symbol("SNR_t"), snr))
+    # alpha_t from matching the merged variance 1 - alpha_t alpha_bar_{t-1} with 1 - alpha_bar_t
+    alpha_sol = sp.solve(sp.Eq(q["merged_variance"], q["variance"]), alpha_t)[0]
+    d.step("Merging one step onto q(x_{t-1} | x_0) must give 1 - alpha_bar_t: solve for alpha_t",
+           sp.Eq(alpha_t, alpha_sol))
+    beta = q["step_variance"].subs(alpha_t, alpha_sol)
+    d.step("beta_t, the variance of one step of the chain, in alpha_bar alone  [DDPM eq. 2, iDDPM eq. 17]",
+           sp.Eq(beta_t, beta))
+    d.identity("y has mean x_0", y_mean, x_0)
+    d.identity("SNR = 1 / sigma^2", snr, 1 / sigma_ve**2)
+    d.identity("alpha_bar = 1 / (1 + sigma^2)", 1 / (1 + sigma_ve**2), alpha_bar_t)
+    d.identity("the step variance is 1 - alpha_t", q["step_variance"], 1 - alpha_t)
+    d.identity("alpha_bar_t = (1 - beta_t) alpha_bar_{t-1}", (1 - beta) * alpha_bar_prev, alpha_bar_t)
+    d.result.update(sigma=sigma_ve, snr=snr, beta=beta, alpha=alpha_sol)
+    return d
+
+
+def _q(key):
+    return merge_gaussians().result[key]
+
+
+def _noise(key):
+    return noise_levels().result[key]
+
+
+PAIRS = (
+    Pair(F.q_mean_var_coefs, lambda: (_q("mean_coef"), _q("variance")), (alpha_bar_t,), ("mean_coef", "variance"),
+         "[DDPM eq. 4]"),
+    Pair(SCH.ve_sigma, lambda: _noise("sigma"), (alpha_bar_t,), ref="[EDM Tab. 1, DDIM eq. 14]"),
+    Pair(SCH.snr, lambda: _noise("snr"), (alpha_bar_t,), ref="[VDM eq. 3]"),
+    Pair(SCH.beta_from_alpha_bar, lambda: _noise("beta"), (alpha_bar_t, alpha_bar_prev), ref="[iDDPM eq. 17]"),
+)
+
+WAIVERS = {
+    "diffedu.forward.q_mean_var": "takes a Schedule and x0; its arithmetic is q_mean_var_coefs (paired)",
+    "diffedu.forward.q_sample": "draws x_t from q_mean_var; no coefficient of its own",
+    "diffedu.schedules.linear_betas": "a chosen schedule [DDPM §4], not derived; tested in tests/test_schedules.py",
+    "diffedu.schedules.cosine_betas": "a chosen alpha_bar [iDDPM eq. 17] through beta_from_alpha_bar (paired); "
+                                      "tested against diffusers in tests/peers",
+    "diffedu.schedules.sigmoid_betas": "a chosen alpha_bar [Jabri Fig. 8] through beta_from_alpha_bar (paired); "
+                                       "tested against the published pseudo-code in tests/peers",
+}

@@ -1,7 +1,9 @@
 """Derivation 4: eps, x_0, v and the score in terms of one another, by solving the defining
 equations.  [DDPM eq. 4, Salimans & Ho §4, Song eq. 9]
 
-Here alpha_bar_t plays the role of `alpha_bar` in diffedu.param (any single time).
+Here alpha_bar_t plays the role of `alpha_bar` in diffedu.param (any single time).  PAIRS holds
+every conversion of diffedu.param against its solution here.
+Imports: sympy, diffedu.param, ._core, .pairing, .posterior.
 """
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import functools
 
 import sympy as sp
 
+from .. import param as Q
 from ._core import SYMBOLS, Derivation, alpha_bar_t, eps, score, v, x_0, x_t
+from .pairing import Pair
 from .posterior import log_normal
 
 
@@ -60,3 +64,23 @@ def parameterisations() -> Derivation:
                (velocity.rhs**2 + forward.rhs**2).expand(), (x_0**2 + eps**2))
     d.result.update(r, v=r["v_from_eps"], score=r["score_from_eps"], tweedie_score=cond_score_eps)
     return d
+
+
+def _par(key):
+    return parameterisations().result[key]
+
+
+_ab = alpha_bar_t
+
+PAIRS = (
+    Pair(Q.x0_from_eps, lambda: _par("x0_from_eps"), (x_t, eps, _ab), ref="[DDPM eq. 15]"),
+    Pair(Q.eps_from_x0, lambda: _par("eps_from_x0"), (x_t, x_0, _ab), ref="[DDPM eq. 4]"),
+    Pair(Q.v_from_eps, lambda: _par("v_from_eps"), (x_t, eps, _ab), ref="[Salimans & Ho §4]"),
+    Pair(Q.x0_from_v, lambda: _par("x0_from_v"), (x_t, v, _ab), ref="[Salimans & Ho §4]"),
+    Pair(Q.eps_from_v, lambda: _par("eps_from_v"), (x_t, v, _ab), ref="[Salimans & Ho §4]"),
+    Pair(Q.score_from_eps, lambda: _par("score_from_eps"), (eps, _ab), ref="[Song eq. 9]"),
+    Pair(Q.eps_from_score, lambda: _par("eps_from_score"), (score, _ab), ref="[Song eq. 9]"),
+    Pair(Q.x0_from_score, lambda: _par("x0_from_score"), (x_t, score, _ab), ref="[Tweedie]"),
+)
+
+WAIVERS: dict[str, str] = {}

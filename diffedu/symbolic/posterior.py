@@ -4,6 +4,9 @@ weight of ||eps - eps_theta||^2 in L_{t-1}.  [DDPM eq. 6-7, 11-12]
 The derivation keeps the two marginal variances as symbols V_{t-1} = 1 - alpha_bar_{t-1} and
 V_t = 1 - alpha_bar_t while it collects terms, and uses alpha_bar_t = alpha_t alpha_bar_{t-1}
 and beta_t = 1 - alpha_t only where the paper does: in the numerator of the precision.
+PAIRS holds diffedu.posterior's DDPM coefficient functions against these derivations; WAIVERS names
+diffedu.losses' functions, which evaluate them along a Schedule.
+Imports: sympy, diffedu.posterior, ._core, .pairing.
 """
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ import functools
 
 import sympy as sp
 
+from .. import posterior as P
 from ._core import (Derivation, alpha_bar_prev, alpha_bar_t, alpha_t, beta_t, eps, eps_theta, sigma, x_0,
                     x_prev, x_t)
+from .pairing import Pair
 
 V_prev = sp.Symbol("V_prev", positive=True)  # 1 - alpha_bar_{t-1}, variance of q(x_{t-1} | x_0)
 V_t = sp.Symbol("V_t", positive=True)  # 1 - alpha_bar_t, variance of q(x_t | x_0)
@@ -128,3 +133,24 @@ def vlb_term() -> Derivation:
     d.identity("With sigma_t^2 = beta_tilde_t the rest vanishes", const.subs(sigma, sp.sqrt(post["beta_tilde"])), sp.Integer(0))
     d.result.update(weight=w, constant=const, L=L.subs(_VARIANCES))
     return d
+
+
+def _post(key):
+    return ddpm_posterior().result[key]
+
+
+_ab, _abp = alpha_bar_t, alpha_bar_prev
+
+PAIRS = (
+    Pair(P.posterior_mean_coefs, lambda: (_post("coef_x0"), _post("coef_xt")), (_ab, _abp), ("coef_x0", "coef_xt"),
+         "[DDPM eq. 7]"),
+    Pair(P.posterior_variance, lambda: _post("beta_tilde"), (_ab, _abp), ref="[DDPM eq. 7]"),
+    Pair(P.posterior_mean_eps_coefs, lambda: (_post("eps_coef_xt"), _post("eps_coef_eps")), (_ab, _abp),
+         ("coef_xt", "coef_eps"), "[DDPM eq. 11]"),
+    Pair(P.vlb_weight, lambda: vlb_term().result["weight"], (_ab, _abp, sigma**2), ref="[DDPM eq. 12]"),
+)
+
+WAIVERS = {
+    "diffedu.losses.l_simple": "a Monte Carlo objective over a network, not a closed form",
+    "diffedu.losses.vlb_weights": "vlb_weight (paired) evaluated along a Schedule",
+}

@@ -1,12 +1,19 @@
 """EDM's preconditioning, derived: c_in from unit input variance, c_skip and c_out by minimising
-the effective target's variance, and the loss weight.  [EDM App. B.6, Tab. 1]"""
+the effective target's variance, and the loss weight.  [EDM App. B.6, Tab. 1]
+
+PAIRS holds diffedu.precond's edm_scalings and edm_loss_weight against the derivation; WAIVERS
+names its other public functions.  Imports: numpy, sympy, diffedu.precond, ._core, .pairing.
+"""
 from __future__ import annotations
 
 import functools
 
+import numpy as np
 import sympy as sp
 
+from .. import precond as PC
 from ._core import Derivation
+from .pairing import Pair, log_uniform
 
 sigma_n, sigma_data, c_skip, c_out, c_in = sp.symbols("sigma_n sigma_data c_skip c_out c_in", positive=True)
 
@@ -35,3 +42,24 @@ def edm_preconditioning() -> Derivation:
     d.step("lambda(sigma) = 1 / c_out^2 makes the loss weight lambda c_out^2 = 1 at every sigma", weight)
     d.result.update(c_in=c_in_sol, c_skip=c_skip_sol, c_out=c_out_sol, weight=sp.factor(weight))
     return d
+
+
+def points(n: int, seed: int) -> dict:
+    """Noise levels across EDM's range: sigma in [0.002, 80] (log-uniform), sigma_data in [0.1, 2]."""
+    rng = np.random.default_rng(seed)
+    return {sigma_n: log_uniform(rng, 0.002, 80, n), sigma_data: rng.uniform(0.1, 2, n)}
+
+
+PAIRS = (
+    Pair(PC.edm_scalings, lambda: tuple(edm_preconditioning().result[k] for k in ("c_skip", "c_out", "c_in")),
+         (sigma_n, sigma_data), ("c_skip", "c_out", "c_in"), "[EDM App. B.6]", points),
+    Pair(PC.edm_loss_weight, lambda: edm_preconditioning().result["weight"], (sigma_n, sigma_data),
+         ref="[EDM Tab. 1]", points=points),
+)
+
+WAIVERS = {
+    "diffedu.precond.c_noise": "EDM's empirical noise label ln(sigma)/4 [EDM Tab. 1]: a choice, not a consequence",
+    "diffedu.precond.edm_loss": "a Monte Carlo objective over a network, not a closed form",
+    "diffedu.precond.denoiser_from_eps": "adapter: x_t = x sqrt(alpha_bar), D = x - sigma eps; tested in tests/test_edm.py",
+    "diffedu.precond.eps_from_denoiser": "adapter, the inverse of denoiser_from_eps; tested in tests/test_mixture.py",
+}

@@ -1,16 +1,20 @@
 """EDM's view, derived: s(t), sigma(t) <-> f(t), g(t); the PF-ODE with s and sigma alone; DDIM = Euler.  [EDM eq. 4, 28, 34]
 
 Each derivation differentiates or integrates; nothing is typed in from the paper.  The results
-are functions of `t` (and the process's constants) that the registry holds against the methods
-of `diffedu.processes`.
+are functions of `t` (and the process's constants); METHOD_PAIRS holds them against every method
+of the classes of `diffedu.processes` (VP, VE, EDM, FlowMatching).
+Imports: numpy, sympy, diffedu.processes, ._core, .pairing.
 """
 from __future__ import annotations
 
 import functools
 
+import numpy as np
 import sympy as sp
 
+from .. import processes as PR
 from ._core import Derivation
+from .pairing import Pair, log_uniform
 
 t, r = sp.symbols("t r", positive=True)
 beta_min, beta_max, sigma_min, sigma_max = sp.symbols("beta_min beta_max sigma_min sigma_max", positive=True)
@@ -121,3 +125,74 @@ def ddim_is_euler() -> Derivation:
     d.identity("y_prev of DDIM equals the Euler step", sp.simplify(diff), sp.Integer(0))
     d.result.update(y_prev=y_prev, euler=euler)
     return d
+
+
+# ---- the methods of the Process classes against the derivations above ---------------------------------
+# Each numeric side is called as numeric(t, beta_min, beta_max): the process is built with those
+# constants (VP uses them; VE, EDM and FlowMatching have none that enter these methods).
+BUILD = {"VP": PR.VP, "VE": lambda b0, b1: PR.VE(), "EDM": lambda b0, b1: PR.EDM(),
+         "FlowMatching": lambda b0, b1: PR.FlowMatching()}
+METHODS = ("s", "sigma", "s_dot", "sigma_dot", "f", "g", "ode_coefs", "sigma_inv")
+sigma_level = sp.Symbol("sigma_level", positive=True)  # the argument of sigma_inv
+
+
+def _sigma_inverse(name: str) -> sp.Expr:
+    """Solve sigma(t) = sigma_level for t, keeping the positive root (time is positive)."""
+    roots = sp.solve(sp.Eq(FAMILIES[name][1], sigma_level), t)
+    at = {sigma_level: 1.0, beta_min: 0.1, beta_max: 20.0}
+    return next(root for root in roots if float(root.subs(at)) > 0)
+
+
+_DERIVED = {
+    "s": lambda name: FAMILIES[name][0],
+    "sigma": lambda name: FAMILIES[name][1],
+    "s_dot": lambda name: sp.diff(FAMILIES[name][0], t),
+    "sigma_dot": lambda name: sp.diff(FAMILIES[name][1], t),
+    "f": lambda name: sde_from_s_sigma().result[f"{name}.f"],
+    "g": lambda name: sde_from_s_sigma().result[f"{name}.g"],
+    "ode_coefs": lambda name: (pf_ode().result[f"{name}.a"], pf_ode().result[f"{name}.b"]),
+    "sigma_inv": _sigma_inverse,
+}
+
+
+def _method(name: str, method: str):
+    """numeric(arg, beta_min, beta_max) = <process `name` built with those constants>.<method>(arg)."""
+    def numeric(arg, b0, b1):
+        return getattr(BUILD[name](b0, b1), method)(arg)
+    return numeric
+
+
+def _points(name: str):
+    """Times across the process's range, and VP's constants 0.05 <= beta_min < beta_max <= beta_min + 30."""
+    lo, hi = {"VP": (1e-3, 1.0), "VE": (1e-3, 100.0), "EDM": (1e-3, 80.0), "FlowMatching": (0.01, 0.99)}[name]
+
+    def points(n, seed):
+        rng = np.random.default_rng(seed)
+        bmin = rng.uniform(0.05, 1.0, n)
+        ts = rng.uniform(lo, hi, n) if name == "FlowMatching" else log_uniform(rng, lo, hi, n)
+        return {t: ts, beta_min: bmin, beta_max: bmin + rng.uniform(1.0, 30.0, n)}
+    return points
+
+
+def _inverse_points(name: str):
+    """The process's own t points mapped through sigma(t), so sigma_inv is tested where it is used."""
+    def points(n, seed):
+        p = _points(name)(n, seed)
+        sig_t = BUILD[name](p[beta_min], p[beta_max]).sigma(p[t])
+        p[sigma_level] = np.asarray(sig_t, dtype=np.float64) * np.ones(n)
+        return p
+    return points
+
+
+def _method_pair(name: str, method: str) -> Pair:
+    inverse = method == "sigma_inv"
+    # VP's a = sigma'/sigma + s'/s cancels to ~1e-5 at t -> 1: both sides lose ~5 digits there
+    rtol = 1e-9 if (name, method) == ("VP", "ode_coefs") else None
+    return Pair(_method(name, method), functools.partial(_DERIVED[method], name),
+                (sigma_level if inverse else t, beta_min, beta_max),
+                ref="[solve sigma(t) = sigma for t]" if inverse else "[EDM Tab. 1, eq. 4, 28, 34]",
+                points=_inverse_points(name) if inverse else _points(name), rtol=rtol,
+                name=f"diffedu.processes.{name}.{method}")
+
+
+METHOD_PAIRS = tuple(_method_pair(name, method) for name in FAMILIES for method in METHODS)

@@ -2,16 +2,21 @@
 
 Gaussian F: x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) e.  The three corrections feed
 F_{t-1} the noise sqrt(1 - sigma_tilde^2) e_hat + sigma_tilde z, with e_hat = F_t^{-1}(x_0, x_t)
-(sigma_tilde = 1: "marginal", 0: "deterministic").
+(sigma_tilde = 1: "marginal", 0: "deterministic").  PAIRS holds the coefficient functions of
+diffedu.samplers.estimate_correct against these derivations; WAIVERS names its other public functions.
+Imports: numpy, sympy, diffedu.samplers.estimate_correct, ._core, .forward, .pairing.
 """
 from __future__ import annotations
 
 import functools
 
+import numpy as np
 import sympy as sp
 
-from ._core import Derivation, alpha_bar_prev, alpha_bar_t, sigma, x_0
+from ..samplers import estimate_correct as EC
+from ._core import Derivation, alpha_bar_prev, alpha_bar_t, sample_points, sigma, x_0
 from .forward import gaussian_moments
+from .pairing import Pair
 
 sigma_tilde = sp.Symbol("sigma_tilde", positive=True)
 e, z = sp.symbols("e z", real=True)
@@ -69,3 +74,32 @@ def gaussian_posterior_mean() -> Derivation:
     d.identity("= m + s^2 / (s^2 + sigma^2) (x - m), the form GaussianMixture.denoiser uses", sp.simplify(mean - shrink_form), sp.Integer(0))
     d.result.update(mean=mean, variance=sp.simplify(1 / A))
     return d
+
+
+def points(n: int, seed: int) -> dict:
+    """0 < alpha_bar_prev < 1, 0 < sigma < sqrt(1 - alpha_bar_prev), 0 < sigma_tilde < 1, noises ~ N(0, 1)."""
+    pts = sample_points({alpha_bar_prev, sigma}, n, seed)
+    rng = np.random.default_rng(seed + 1)
+    pts.update({sigma_tilde: rng.uniform(0.01, 0.99, n), e: rng.standard_normal(n), z: rng.standard_normal(n)})
+    return pts
+
+
+def _corr(key):
+    return corrections_keep_the_marginal().result[key]
+
+
+PAIRS = (
+    Pair(EC.ddim_sigma_from_sigma_tilde, lambda: _corr("sigma"), (alpha_bar_prev, sigma_tilde), ref="[UDM eq. 13]",
+         points=points),
+    Pair(EC.sigma_tilde_from_ddim_sigma, lambda: _corr("sigma_tilde"), (alpha_bar_prev, sigma), ref="[UDM eq. 13]",
+         points=points),
+    Pair(EC.partial_noise, lambda: _corr("noise"), (e, z, sigma_tilde), ref="[UDM eq. 13]", points=points),
+)
+
+WAIVERS = {
+    "diffedu.samplers.estimate_correct.sample_estimate_correct": "the loop over partial_noise (paired) and F",
+    "diffedu.samplers.estimate_correct.sigma_tilde_for_eta": "ddim_sigma and sigma_tilde_from_ddim_sigma (both paired) "
+                                                             "along a grid",
+    "diffedu.samplers.estimate_correct.x0_model_from_eps": "adapter around param.x0_from_eps (paired)",
+    "diffedu.samplers.estimate_correct.x0_loss": "a Monte Carlo objective over a network, not a closed form",
+}
