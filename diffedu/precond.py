@@ -14,7 +14,7 @@ from torch import nn
 
 from ._checks import check_finite, check_number
 from ._ops import log, sqrt
-from .schedules import Schedule
+from .schedules import Schedule, ve_sigma
 
 
 def edm_scalings(sigma, sigma_data=0.5):
@@ -105,7 +105,7 @@ def eps_from_denoiser(denoiser, sched: Schedule):
     def eps_model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         shape = (-1,) + (1,) * (x_t.dim() - 1)
         ab = sched.alpha_bar.to(x_t.device, x_t.dtype)[t]
-        sigma = ((1 - ab) / ab).sqrt()
+        sigma = ve_sigma(ab)
         x = x_t / ab.sqrt().reshape(shape)
         return (x - denoiser(x, sigma)) / sigma.reshape(shape)
 
