@@ -116,12 +116,13 @@ if RETRAIN:
 # ## 3. Every sampler, one grid each
 
 # %%
-samplers = [("ddpm", 1000, 1.0), ("ddim", 50, 0.0), ("ddim", 50, 1.0), ("edm-euler", 50, 0.0), ("edm-heun", 25, 0.0)]
+# eta only for DDIM: the registry refuses it for samplers that have none (DDPM is the eta = 1 member)
+samplers = [("ddpm", 1000, None), ("ddim", 50, 0.0), ("ddim", 50, 1.0), ("edm-euler", 50, None), ("edm-heun", 25, None)]
 fig, axes = plt.subplots(1, len(samplers), figsize=(12, 2.8))
 for ax, (name, steps, eta) in zip(axes, samplers):
     traj = generate(unet, 36, name, steps=steps, eta=eta, generator=torch.Generator().manual_seed(0))
     show_images(ax, traj.x, ncol=6)
-    ax.set_title(f"{name} eta={eta:g}\nsteps={steps}, NFE={traj.nfe}", fontsize=9)
+    ax.set_title(f"{name}" + ("" if eta is None else f" eta={eta:g}") + f"\nsteps={steps}, NFE={traj.nfe}", fontsize=9)
 plt.suptitle("36 samples per sampler, same seed, shipped digits UNet")
 plt.show()
 
