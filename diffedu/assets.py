@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from .checkpoint import load_classifier_file, load_model
@@ -31,15 +32,38 @@ def sha256(path) -> str:
     return h.hexdigest()
 
 
+def manifest_entry(name: str, root=None) -> dict:
+    """The manifest's entry for `name`; ValueError naming the manifest and what is wrong with it when
+    it is missing, not JSON, has no "files" table, or the entry is absent or has no valid "sha256"."""
+    manifest_path = (Path(root) if root is not None else ASSETS) / MANIFEST
+    where = str(manifest_path)
+    if not manifest_path.is_file():
+        raise ValueError(f"no asset manifest at {where!r}; the shipped models live in the repository's assets/")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"asset manifest {where!r} is not UTF-8 text ({err}); restore it (git checkout)") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"asset manifest {where!r} is not valid JSON: {err.msg} at line {err.lineno} column "
+                         f"{err.colno}; restore it (git checkout)") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise ValueError(f"asset manifest {where!r} has no \"files\" table (an object mapping each file name "
+                         f"to its sha256); restore it (git checkout)")
+    entry = files.get(name)
+    if entry is None:
+        raise ValueError(f"{name!r} is not listed in {where!r}")
+    digest = entry.get("sha256") if isinstance(entry, dict) else None
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError(f"asset manifest {where!r}: the entry for {name!r} has no valid \"sha256\" (64 lowercase "
+                         f"hex digits), got {digest!r}; restore the manifest (git checkout)")
+    return entry
+
+
 def asset_path(name: str, root=None) -> Path:
     """The path of a shipped file after checking it exists and matches the manifest's SHA-256."""
     root = Path(root) if root is not None else ASSETS
-    manifest_path = root / MANIFEST
-    if not manifest_path.is_file():
-        raise ValueError(f"no asset manifest at {str(manifest_path)!r}; the shipped models live in the repository's assets/")
-    entry = json.loads(manifest_path.read_text())["files"].get(name)
-    if entry is None:
-        raise ValueError(f"{name!r} is not listed in {str(manifest_path)!r}")
+    entry = manifest_entry(name, root)
     path = root / name
     if not path.is_file():
         raise ValueError(f"asset {str(path)!r} is missing (listed in {MANIFEST})")

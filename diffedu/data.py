@@ -10,12 +10,14 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import math
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -113,21 +115,58 @@ def digits(size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
 # Any folder of images.
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+BACKGROUNDS = {"white": 255, "black": 0}
+HIGH_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")   # 16-bit grey PNGs open as one of these
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+def _decompression_bomb(path: Path, err: Exception) -> ValueError:
+    """Pillow refused an image that decodes to too many pixels: say which file and how many."""
+    m = re.search(r"\((\d+) pixels\)", str(err))
+    pixels = f"{int(m[1]):,} pixels" if m else str(err)
+    return ValueError(f"image file {str(path)!r} is too large to decode safely: {pixels}, more than Pillow's "
+                      f"decompression-bomb limit PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS:,}; shrink "
+                      f"the file, or raise that limit if you trust it")
+
+
+def _upright_image(im: Image.Image, channels: int, background: int) -> Image.Image:
+    """An image as a user sees it, in mode "RGB" / "L" (8 bits) or "F" (grey, 0..255 from 16 bits).
+
+    EXIF orientation applied (phone photos), palettes expanded, alpha and transparent colours
+    composited over `background`, 16-bit grey rescaled from 0..65535 (instead of clipped at 255).
+    """
+    im = ImageOps.exif_transpose(im)
+    if im.mode in HIGH_BIT_MODES:
+        grey = np.asarray(im).astype(np.float64)
+        if "transparency" in im.info:                       # tRNS: one grey value is transparent
+            grey[grey == im.info["transparency"]] = background * 257.0
+        return Image.fromarray((grey * (255 / 65535)).astype(np.float32))          # float32 -> mode "F"
+    if im.mode in ALPHA_MODES or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        base = Image.new("RGBA", im.size, (background,) * 3 + (255,))
+        im = Image.alpha_composite(base, rgba).convert("RGB")
+    return im.convert("RGB" if channels == 3 else "L")
 
 
 class ImageFolder(Dataset):
-    """Every PNG/JPEG under `path` (recursively, sorted), resized and centre-cropped to size x size.
+    """Every PNG/JPEG under `path` (recursively, sorted), upright, resized and centre-cropped to size x size.
 
-    The shorter side is resized to `size` (bicubic, antialiased), then the centre square is cut.
-    channels = 3 gives RGB, 1 gives grey (ITU-R 601 luma, Pillow's "L").  Items are float32
-    tensors (channels, size, size) in [-1, 1].  A missing or empty folder raises ValueError at
-    construction, an unreadable file when it is loaded, each naming the path.
+    Each image is read as a viewer shows it: turned by its EXIF orientation (phone photos),
+    palettes expanded, 16-bit grey rescaled (0..65535 -> 0..255, not clipped to white), and
+    transparency (RGBA, LA, PA, a palette or colour marked transparent) composited over a solid
+    `background`, "white" (the default: as on a web page) or "black".  The shorter side is then
+    resized to `size` (bicubic, antialiased) and the centre square cut.  channels = 3 gives RGB
+    (grey repeated), 1 gives grey (ITU-R 601 luma, Pillow's "L").  Items are float32 tensors
+    (channels, size, size) in [-1, 1].  A missing or empty folder raises ValueError at
+    construction; an unreadable file, or one over Pillow's decompression-bomb limit
+    (PIL.Image.MAX_IMAGE_PIXELS), when it is loaded; each names the path.
     """
 
-    def __init__(self, path, size: int = 32, channels: int = 3):
+    def __init__(self, path, size: int = 32, channels: int = 3, background: str = "white"):
         self.root = Path(path)
         self.size = check_int(size, "size", lo=1)
         self.channels = check_choice(channels, "channels", (1, 3))
+        self.background = check_choice(background, "background", tuple(BACKGROUNDS))
         if not self.root.exists():
             raise ValueError(f"image folder {str(self.root)!r} does not exist")
         if not self.root.is_dir():
@@ -142,19 +181,27 @@ class ImageFolder(Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         path = self.files[i]
         try:
-            with Image.open(path) as im:
-                im = im.convert("RGB" if self.channels == 3 else "L")
-                w, h = im.size
-                scale = self.size / min(w, h)
-                new = (max(self.size, round(w * scale)), max(self.size, round(h * scale)))
-                im = im.resize(new, Image.Resampling.BICUBIC, reducing_gap=None)
-                left, top = (new[0] - self.size) // 2, (new[1] - self.size) // 2
-                im = im.crop((left, top, left + self.size, top + self.size))
-                arr = np.asarray(im, dtype=np.float32)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    im = _upright_image(im, self.channels, BACKGROUNDS[self.background])
+            w, h = im.size
+            scale = self.size / min(w, h)
+            new = (max(self.size, round(w * scale)), max(self.size, round(h * scale)))
+            im = im.resize(new, Image.Resampling.BICUBIC, reducing_gap=None)
+            left, top = (new[0] - self.size) // 2, (new[1] - self.size) // 2
+            im = im.crop((left, top, left + self.size, top + self.size))
+            arr = np.asarray(im, dtype=np.float32)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise _decompression_bomb(path, err) from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as err:
             raise ValueError(f"cannot read image file {str(path)!r}: {err}") from None
+        if im.mode == "F":                                  # bicubic overshoots; 8-bit modes clip by themselves
+            arr = arr.clip(0, 255)
         arr = arr[:, :, None] if arr.ndim == 2 else arr
-        return torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1
+        if arr.shape[2] != self.channels:                   # 16-bit grey asked for as RGB
+            arr = np.repeat(arr, self.channels, axis=2)
+        return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1) / 127.5 - 1
 
     def tensor(self, progress: bool = False) -> torch.Tensor:
         """All images as one (N, channels, size, size) tensor (what the training loop takes)."""

@@ -64,3 +64,27 @@ def test_mixture_mlp_samples_sit_on_the_eight_modes():
     assert metrics.sliced_wasserstein(x, mix.sample(2000, torch.Generator().manual_seed(1))) < floor + 4 * spread
     counts = torch.bincount(mix.responsibilities(x, 0.0).argmax(1), minlength=8)
     assert counts.min() > 150                # no mode dropped (uniform would be 250 each)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("{not json", "not valid JSON: .* line 1 column 2"),
+    ('{"file": {}}', 'no "files" table'),
+    ("[1, 2]", 'no "files" table'),
+    ('{"files": {"mixture_mlp.safetensors": {"bytes": 3}}}', "'mixture_mlp.safetensors' has no valid \"sha256\""),
+    ('{"files": {"mixture_mlp.safetensors": {"sha256": 12}}}', "has no valid \"sha256\".*got 12"),
+    ('{"files": {"mixture_mlp.safetensors": "abc"}}', "has no valid \"sha256\""),
+])
+def test_a_malformed_manifest_is_a_value_error_naming_it(tmp_path, text, match):
+    shutil.copy(assets.ASSETS / "mixture_mlp.safetensors", tmp_path)
+    (tmp_path / assets.MANIFEST).write_text(text)
+    with pytest.raises(ValueError, match=f"manifest.json.*{match}"):
+        assets.load_mlp(root=tmp_path)
+
+
+def test_a_manifest_that_does_not_list_the_file_says_so(tmp_path):
+    (tmp_path / assets.MANIFEST).write_text('{"files": {}}')
+    with pytest.raises(ValueError, match="'mixture_mlp.safetensors' is not listed in .*manifest.json"):
+        assets.load_mlp(root=tmp_path)
+    (tmp_path / assets.MANIFEST).write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ValueError, match="manifest.json.*not UTF-8"):
+        assets.load_mlp(root=tmp_path)

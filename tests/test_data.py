@@ -91,3 +91,88 @@ def test_image_folder_errors_name_the_path(tmp_path):
         ds.tensor()
     with pytest.raises(ValueError, match="channels"):
         data.ImageFolder(tmp_path / "bad", 8, channels=2)
+
+
+def test_image_folder_applies_the_exif_orientation(tmp_path):
+    from PIL import Image
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = 255                       # left half white, as stored by a sideways phone
+    exif = Image.Exif()
+    exif[0x0112] = 6                           # "rotate 90 degrees clockwise to display"
+    (tmp_path / "phone").mkdir()
+    Image.fromarray(stored).save(tmp_path / "phone" / "photo.png", exif=exif)
+    _write(tmp_path / "upright" / "photo.png", np.ascontiguousarray(np.rot90(stored, k=-1)), "PNG")
+    phone, upright = data.ImageFolder(tmp_path / "phone", 10)[0], data.ImageFolder(tmp_path / "upright", 10)[0]
+    assert torch.equal(phone, upright)
+    assert phone[:, :3].mean() > 0.9 and phone[:, 7:].mean() < -0.9    # displayed: top half white
+
+
+def test_image_folder_rescales_16_bit_grey(tmp_path):
+    from PIL import Image
+    levels = np.array([[0, 16384, 32768, 65535]], np.uint16).repeat(16, axis=0).repeat(4, axis=1)  # 16x16
+    Image.fromarray(levels).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as im:
+        assert im.mode.startswith("I")
+    grey = data.ImageFolder(tmp_path, 16, channels=1)[0]
+    expected = torch.from_numpy(levels.astype(np.float32) / 65535 * 2 - 1)
+    assert torch.allclose(grey[0], expected, atol=1e-3)
+    rgb = data.ImageFolder(tmp_path, 16)[0]
+    assert rgb.shape == (3, 16, 16) and torch.allclose(rgb, grey.expand(3, -1, -1))
+    small = data.ImageFolder(tmp_path, 4, channels=1)[0]
+    assert small.min() >= -1 and small.max() <= 1 and abs(small.mean() - expected.mean()) < 0.02
+
+
+def test_image_folder_composites_alpha_and_palettes_over_the_background(tmp_path):
+    from PIL import Image
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 255                         # red
+    rgba[:, :4, 3] = 255                       # left half opaque, right half fully transparent
+    _write(tmp_path / "rgba" / "a.png", rgba, "PNG")
+    x = data.ImageFolder(tmp_path / "rgba", 8)[0]
+    assert torch.allclose(x[:, :, :4], torch.tensor([1.0, -1, -1])[:, None, None].expand(3, 8, 4))
+    assert torch.allclose(x[:, :, 4:], torch.ones(3, 8, 4))              # white background
+    black = data.ImageFolder(tmp_path / "rgba", 8, background="black")[0]
+    assert torch.allclose(black[:, :, 4:], -torch.ones(3, 8, 4))
+    half = np.zeros((8, 8, 2), np.uint8)
+    half[..., 1] = 128                         # black ink at half opacity, as "LA"
+    (tmp_path / "la").mkdir()
+    Image.fromarray(half).save(tmp_path / "la" / "la.png")
+    assert abs(data.ImageFolder(tmp_path / "la", 8, channels=1)[0].mean().item() - (127 / 127.5 - 1)) < 0.02
+    pal = Image.new("P", (8, 8), 0)
+    pal.putpalette([0, 0, 255, 0, 255, 0] + [0] * 762)
+    pal.paste(1, (0, 0, 8, 4))                  # top half green, bottom half index 0 (transparent blue)
+    (tmp_path / "pal").mkdir()
+    pal.save(tmp_path / "pal" / "p.png", transparency=0)
+    p = data.ImageFolder(tmp_path / "pal", 8)[0]
+    assert torch.allclose(p[:, :4], torch.tensor([-1.0, 1, -1])[:, None, None].expand(3, 4, 8))
+    assert torch.allclose(p[:, 4:], torch.ones(3, 4, 8))
+    opaque = Image.new("P", (8, 8), 1)
+    opaque.putpalette([0, 0, 255, 0, 255, 0] + [0] * 762)
+    (tmp_path / "pal2").mkdir()
+    opaque.save(tmp_path / "pal2" / "p.png")
+    assert torch.allclose(data.ImageFolder(tmp_path / "pal2", 8)[0],
+                          torch.tensor([-1.0, 1, -1])[:, None, None].expand(3, 8, 8))
+    with pytest.raises(ValueError, match="background"):
+        data.ImageFolder(tmp_path / "pal", 8, background="grey")
+
+
+def test_upright_image_handles_pa_mode():
+    from PIL import Image
+    im = Image.new("PA", (2, 2))
+    im.putpalette([255, 0, 0] + [0] * 765)
+    out = data._upright_image(im, 3, 255)        # alpha 0 everywhere: all background
+    assert out.mode == "RGB" and np.asarray(out).min() == 255
+
+
+def test_a_decompression_bomb_is_a_value_error_naming_file_and_pixels(tmp_path, monkeypatch):
+    from PIL import Image
+    _write(tmp_path / "big.png", np.zeros((30, 30, 3), np.uint8), "PNG")
+    ds = data.ImageFolder(tmp_path, 8)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)          # 900 pixels: Pillow's warning, made an error
+    with pytest.raises(ValueError, match="big.png.*900 pixels.*MAX_IMAGE_PIXELS"):
+        ds[0]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)          # over twice the limit: Pillow's error
+    with pytest.raises(ValueError, match="big.png.*900 pixels"):
+        ds[0]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    assert ds[0].shape == (3, 8, 8)

@@ -90,3 +90,34 @@ def test_classifier_features_and_logits():
 def test_small_models_are_small():
     unet = diffedu.UNet(base_channels=32, channel_mults=(1, 2), num_res_blocks=2)
     assert sum(p.numel() for p in unet.parameters()) < 1_500_000
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: diffedu.UNet(channel_mults="12"), "channel_mults must be a list"),
+    (lambda: diffedu.UNet(channel_mults=(1,) * 9), "channel_mults must have 1..8 entries"),
+    (lambda: diffedu.UNet(channel_mults=()), "channel_mults must have 1..8 entries"),
+    (lambda: diffedu.UNet(dropout=-0.1), "dropout must be in \\[0, 1\\)"),
+    (lambda: diffedu.UNet(dropout=1.0), "dropout must be in \\[0, 1\\)"),
+    (lambda: diffedu.UNet(attention="false"), "attention must be True or False"),
+    (lambda: diffedu.UNet(num_res_blocks=65), "num_res_blocks must be in 1..64"),
+    (lambda: diffedu.UNet(in_channels=0), "in_channels must be in >= 1"),
+    (lambda: diffedu.MLP(depth=1001), "depth must be in 1..1000"),
+    (lambda: diffedu.MLP(hidden=0), "hidden must be in >= 1"),
+    (lambda: DigitClassifier(width=-1), "width must be in >= 1"),
+    (lambda: DigitClassifier(feature_dim=0), "feature_dim must be in >= 1"),
+])
+def test_implausible_configs_are_refused_by_the_constructors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_build_model_on_the_meta_device_allocates_nothing():
+    with torch.device("meta"):
+        big = build_model(dict(kind="mlp", dim=2, hidden=100000, depth=50, emb_dim=16))
+    assert all(p.is_meta for p in big.parameters())
+    assert sum(p.numel() for p in big.parameters()) > 10**12
+    with pytest.raises(ValueError, match="kind"):
+        build_model({"kind": ["mlp"]})
+    with pytest.raises(ValueError, match="kind"):
+        build_model(["mlp"])
+    assert diffedu.UNet(attention=1).config["attention"] is True

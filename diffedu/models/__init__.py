@@ -17,8 +17,12 @@ KINDS = {"mlp": MLP, "unet": UNet, "classifier": DigitClassifier}
 
 
 def build_model(config: dict):
-    """A fresh (untrained) network from a `.config` dict: {"kind": "mlp" | "unet" | "classifier", **kwargs}."""
-    if not isinstance(config, dict) or config.get("kind") not in KINDS:
+    """A fresh (untrained) network from a `.config` dict: {"kind": "mlp" | "unet" | "classifier", **kwargs}.
+
+    The constructors check every value (ValueError naming it and its allowed range).  Under
+    `with torch.device("meta"):` nothing is allocated: how the io layer sizes a file's model first.
+    """
+    if not isinstance(config, dict) or not isinstance(config.get("kind"), str) or config["kind"] not in KINDS:
         kind = config.get("kind") if isinstance(config, dict) else config
         raise ValueError(f"model config must be a dict with 'kind' one of {sorted(KINDS)}, got {kind!r}")
     kwargs = {k: v for k, v in config.items() if k != "kind"}

@@ -5,7 +5,7 @@ x | k ~ N(mu_k, (s_k^2 + sigma^2) I), so the posterior over components (the resp
 r_k(x)) and the posterior mean E[x_0 | x] are closed forms.  The exact denoiser lets the course
 measure samplers with no training noise in the way.  [EDM eq. 3; Tweedie's formula]
 
-Imports: torch, _checks, precond.  Layer models.
+Imports: math, torch, _checks, precond.  Layer models.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from .._checks import check_finite, check_int
+from .._checks import HALF_DTYPES, check_finite, check_int
 from ..precond import eps_from_denoiser
 
 
@@ -23,6 +23,8 @@ class GaussianMixture:
     means   (K, D) component means mu_k
     stds    (K,) or a float: isotropic standard deviations s_k > 0
     weights (K,) or None (uniform): positive, normalised here
+    Points x may be float16 / bfloat16: the closed forms are then computed in float32 and returned
+    in x's dtype.  Every sigma must be finite and >= 0.
     """
 
     def __init__(self, means, stds, weights=None, dtype=torch.float64):
@@ -58,6 +60,12 @@ class GaussianMixture:
     def __repr__(self) -> str:
         return f"GaussianMixture(K={self.K}, D={self.D})"
 
+    @staticmethod
+    def _work(x: torch.Tensor) -> torch.Tensor:
+        """x in the dtype the closed forms are computed in: float32 for float16 / bfloat16 (whose
+        squared distances overflow or lose every digit), else x's own."""
+        return x.float() if x.dtype in HALF_DTYPES else x
+
     def _like(self, x: torch.Tensor):
         return (self.means.to(x.device, x.dtype), self.stds.to(x.device, x.dtype),
                 self.weights.to(x.device, x.dtype))
@@ -70,11 +78,18 @@ class GaussianMixture:
         return self.means[k] + self.stds[k, None] * z
 
     def _log_joint(self, x: torch.Tensor, sigma):
-        """log w_k + log N(x; mu_k, (s_k^2 + sigma^2) I) for every k, shape (N, K); and the variances."""
+        """log w_k + log N(x; mu_k, (s_k^2 + sigma^2) I) for every k, shape (N, K); and the variances.
+
+        sigma: a number or one per point (N,), finite and >= 0 (one host sync to check a tensor).
+        """
         if x.dim() != 2 or x.shape[1] != self.D:
             raise ValueError(f"x must have shape (N, {self.D}), got {tuple(x.shape)}")
         mu, s, w = self._like(x)
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+        if sigma.numel():
+            lo, hi = torch.stack(torch.aminmax(sigma.detach())).tolist()  # one host sync
+            if not (lo >= 0 and math.isfinite(hi)):
+                raise ValueError(f"sigma must be finite and >= 0, got {sigma.tolist() if sigma.numel() <= 8 else sigma}")
         sigma = sigma.reshape(-1, 1) if sigma.dim() else sigma        # (N, 1) or scalar
         var = s**2 + sigma**2                                          # (N, K) or (K,)
         d2 = ((x[:, None, :] - mu[None]) ** 2).sum(-1)                 # (N, K); cdist loses digits
@@ -83,28 +98,30 @@ class GaussianMixture:
 
     def log_prob(self, x: torch.Tensor, sigma=0.0) -> torch.Tensor:
         """log p_sigma(x), the density of x_0 + sigma eps (sigma = 0: the data density), shape (N,)."""
-        return torch.logsumexp(self._log_joint(x, sigma)[0], dim=1)
+        return torch.logsumexp(self._log_joint(self._work(x), sigma)[0], dim=1).to(x.dtype)
 
     def responsibilities(self, x: torch.Tensor, sigma) -> torch.Tensor:
         """r_k(x) = P(component k | x_0 + sigma eps = x), shape (N, K)."""
-        return torch.softmax(self._log_joint(x, sigma)[0], dim=1)
+        return torch.softmax(self._log_joint(self._work(x), sigma)[0], dim=1).to(x.dtype)
 
     def denoiser(self, x: torch.Tensor, sigma) -> torch.Tensor:
         """D(x, sigma) = E[x_0 | x_0 + sigma eps = x] = sum_k r_k (mu_k + s_k^2/(s_k^2 + sigma^2)(x - mu_k)).  [EDM eq. 2-3]"""
+        dtype, x = x.dtype, self._work(x)
         log_joint, var = self._log_joint(x, sigma)
         r = torch.softmax(log_joint, dim=1)
         mu, s, _ = self._like(x)
         shrink = s**2 / var                                            # (N, K) or (K,)
         # sum_k r_k mu_k (1 - shrink_k) + x sum_k r_k shrink_k
-        return (r * (1 - shrink)) @ mu + (r * shrink).sum(1, keepdim=True) * x
+        return ((r * (1 - shrink)) @ mu + (r * shrink).sum(1, keepdim=True) * x).to(dtype)
 
     def score(self, x: torch.Tensor, sigma) -> torch.Tensor:
         """grad_x log p_sigma(x) = (D(x, sigma) - x) / sigma^2 = sum_k r_k (mu_k - x)/(s_k^2 + sigma^2).  [EDM eq. 3]"""
+        dtype, x = x.dtype, self._work(x)
         log_joint, var = self._log_joint(x, sigma)
         r = torch.softmax(log_joint, dim=1)
         mu, _, _ = self._like(x)
         w = r / var                                                    # (N, K)
-        return w @ mu - w.sum(1, keepdim=True) * x
+        return (w @ mu - w.sum(1, keepdim=True) * x).to(dtype)
 
     def per_mode_frechet(self, x: torch.Tensor) -> torch.Tensor:
         """Mean over components of the Fréchet distance between the samples nearest (in responsibility)

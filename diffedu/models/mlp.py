@@ -10,6 +10,8 @@ from torch import nn
 from .._checks import check_int
 from .embedding import sinusoidal_embedding
 
+MAX_DEPTH = 1000   # residual blocks; a config asking for more is a damaged file, not a model
+
 
 class _Block(nn.Module):
     """h + W2 silu(W1 silu(h) + time(emb)): a residual block that sees the time embedding."""
@@ -36,7 +38,8 @@ class MLP(nn.Module):
     def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, emb_dim: int = 64):
         super().__init__()
         self.config = dict(kind="mlp", dim=check_int(dim, "dim", lo=1), hidden=check_int(hidden, "hidden", lo=1),
-                           depth=check_int(depth, "depth", lo=1), emb_dim=check_int(emb_dim, "emb_dim", lo=2))
+                           depth=check_int(depth, "depth", lo=1, hi=MAX_DEPTH),
+                           emb_dim=check_int(emb_dim, "emb_dim", lo=2))
         if emb_dim % 2:
             raise ValueError(f"emb_dim must be even, got {emb_dim}")
         self.emb_dim = emb_dim

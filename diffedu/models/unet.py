@@ -23,10 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_int
+from .._checks import check_int, check_number
 from .embedding import sinusoidal_embedding
 
 GROUPS = 8  # GroupNorm groups: statistics per group of channels, independent of the batch size
+MAX_LEVELS = 8      # resolutions (2^7 halvings: far beyond the 64-pixel images this UNet is for)
+MAX_BLOCKS = 64     # ResBlocks per resolution; a config asking for more is a damaged file, not a model
 
 
 def _norm(ch: int) -> nn.GroupNorm:
@@ -119,10 +121,16 @@ class UNet(nn.Module):
         super().__init__()
         in_channels = check_int(in_channels, "in_channels", lo=1)
         base_channels = check_int(base_channels, "base_channels", lo=GROUPS)
-        num_res_blocks = check_int(num_res_blocks, "num_res_blocks", lo=1)
+        num_res_blocks = check_int(num_res_blocks, "num_res_blocks", lo=1, hi=MAX_BLOCKS)
+        if not isinstance(channel_mults, (list, tuple)):
+            raise ValueError(f"channel_mults must be a list or tuple of integers, got {channel_mults!r}")
+        if not 1 <= len(channel_mults) <= MAX_LEVELS:
+            raise ValueError(f"channel_mults must have 1..{MAX_LEVELS} entries (one per resolution), "
+                             f"got {len(channel_mults)}")
         channel_mults = tuple(check_int(m, "channel_mults entry", lo=1) for m in channel_mults)
-        if not channel_mults:
-            raise ValueError("channel_mults must have at least one entry")
+        if not isinstance(attention, bool) and attention not in (0, 1):
+            raise ValueError(f"attention must be True or False, got {attention!r}")
+        dropout = check_number(dropout, "dropout", lo=0, hi=1, hi_open=True)
         if base_channels % GROUPS:
             raise ValueError(f"base_channels must be a multiple of {GROUPS} (GroupNorm groups), got {base_channels}")
         self.config = dict(kind="unet", in_channels=in_channels, base_channels=base_channels,
