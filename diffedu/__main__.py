@@ -1,17 +1,24 @@
 """The command line: `python -m diffedu {train, sample, evaluate, export, train-classifier} --help`.
 
-`--sampler` takes the keys of the sampler registry (`diffedu.samplers.SAMPLERS`).
+`--sampler` takes the keys of the sampler registry (`diffedu.samplers.SAMPLERS`).  Every failure the
+user can fix (a bad value, a missing or corrupt file, a full disk, a device this machine lacks) is
+one line `error: ...` naming the option and the path, with exit code 2; anything else is a bug and
+keeps its traceback.  Outputs never replace the input, nor an existing file without --overwrite.
 
 Imports: every layer (the command line is an app): data, models, io, training, metrics, plotting.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from .checkpoint import export_model, load_model, save_classifier
 from .data import TOY_SETS, digits, load_training_data
@@ -45,7 +52,9 @@ moons, swissroll, checkerboard, mixture (eight Gaussians, the exactly-known mixt
 path of a folder of PNG/JPEG images (searched recursively, resized and centre-cropped to --size).
 The output folder receives ckpt.pt (the checkpoint, rewritten every --ckpt-every steps),
 log.jsonl (the loss) and samples_STEP.png (sample grids from the EMA weights).
-A killed run continues with the same command plus --resume, exactly where its last checkpoint was.
+A killed run continues with the same command plus --resume, exactly where its last checkpoint was;
+a folder that already holds a run is refused unless --resume (continue it) or --overwrite (replace
+it) is given, and one training at a time writes into a folder (OUT/.lock).
 """
 
 
@@ -58,6 +67,22 @@ def _mults(text: str) -> list[int]:
 
 def _ints(text: str) -> list[int]:
     return _mults(text)
+
+
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (CPU threads), got {text!r}")
+    return n
+
+
+def _version() -> str:
+    """diffedu.__version__ from the loaded package (always imported before its __main__; importing it
+    here would be an upward import)."""
+    return getattr(sys.modules.get(__package__ or "diffedu"), "__version__", "unknown")
 
 
 def sampler_epilog() -> str:
@@ -75,27 +100,34 @@ SAMPLER_OPTIONS = ("eta",)   # the registry parameters the command line offers a
 
 def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     """--sampler (the registry's keys) and --eta (only for the samplers that take it)."""
-    p.add_argument("--sampler", choices=list(SAMPLERS), default="ddim", help="default ddim; see the list below")
+    p.add_argument("--sampler", choices=list(SAMPLERS), default="ddim",
+                   help="the sampler, from the list below (default %(default)s)")
     p.add_argument("--eta", type=float, default=None,
                    help="noise scale of ddim and ec-partial: 0 deterministic, 1 as much noise as DDPM "
                         "(default: the sampler's own, 0); refused by samplers without one")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter   # the epilogs are laid out by hand; each help says its default
     p = argparse.ArgumentParser(prog="python -m diffedu", description="Train, sample and evaluate the course's "
-                                "diffusion models.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                "diffusion models.", epilog=EPILOG, formatter_class=raw)
+    p.add_argument("--version", action="version", version=f"diffedu {_version()}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model (eps-prediction or EDM) and write checkpoints",
-                       epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=TRAIN_EPILOG, formatter_class=raw)
     t.add_argument("--data", required=True, help="digits | moons | swissroll | checkerboard | mixture | PATH to images")
     t.add_argument("--steps", type=int, required=True, help="total optimiser steps (a resumed run stops here too)")
     t.add_argument("--out", required=True, help="output folder for ckpt.pt, log.jsonl, sample grids")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt if it exists")
+    t.add_argument("--resume", action="store_true", help="continue the run in OUT from OUT/ckpt.pt (if it exists)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="OUT holds a run: remove its ckpt.pt, log.jsonl and grids and start afresh")
     t.add_argument("--objective", choices=("eps", "edm"), default=TrainConfig.objective,
-                   help="eps: predict the noise on a DDPM linear schedule, T=1000 (default); edm: EDM's denoiser")
-    t.add_argument("--size", type=int, default=None, help="image side in pixels (digits: default 8; folders: 32)")
-    t.add_argument("--channels", type=int, choices=(1, 3), default=3, help="image folders: 3 = RGB, 1 = grey")
+                   help="eps: predict the noise on a DDPM linear schedule, T=1000; edm: EDM's denoiser "
+                        "(default %(default)s)")
+    t.add_argument("--size", type=int, default=None, help="image side in pixels (default: digits 8, folders 32)")
+    t.add_argument("--channels", type=int, choices=(1, 3), default=3,
+                   help="image folders: 3 = RGB, 1 = grey (default %(default)s)")
     # the defaults are TrainConfig's, except three the shipped assets were trained with (assets/README.md)
     t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="minibatch size (default %(default)s)")
     t.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate after the warm-up (default %(default)s)")
@@ -106,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--grad-clip", type=float, default=TrainConfig.grad_clip,
                    help="clip the gradient norm to this, 0: off (default %(default)s)")
     t.add_argument("--ema", type=float, default=TrainConfig.ema_decay,
-                   help="EMA decay of the weights used for sampling (default %(default)s)")
+                   help="EMA decay of the weights used for sampling, in [0, 1] (default %(default)s)")
     t.add_argument("--seed", type=int, default=TrainConfig.seed,
                    help="seeds data order, t/sigma and noise: same seed, same run (default %(default)s)")
     t.add_argument("--ckpt-every", type=int, default=250,
@@ -125,56 +157,141 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-points", type=int, default=10000, help="2-D data: size of the fixed training set (default %(default)s)")
     t.add_argument("--sigma-data", type=float, default=TrainConfig.sigma_data,
                    help="edm: the data's standard deviation (default %(default)s)")
-    t.add_argument("--device", default=None, help="cuda | mps | cpu (default: the first available)")
-    t.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    add_device_argument(t)
+    add_threads_argument(t)
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=sampler_epilog())
+                       formatter_class=raw, epilog=sampler_epilog())
     s.add_argument("--ckpt", required=True, help="a training checkpoint (ckpt.pt) or an exported .safetensors")
     add_sampler_arguments(s)
-    s.add_argument("--steps", type=int, default=50, help="sampling steps (default 50; ddpm always takes all T)")
-    s.add_argument("--n", type=int, default=64, help="number of samples")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--steps", type=int, default=50,
+                   help="sampling steps (default %(default)s; ddpm always takes all T)")
+    s.add_argument("--n", type=int, default=64, help="number of samples (default %(default)s)")
+    s.add_argument("--seed", type=int, default=0, help="seeds the starting noise x_T (default %(default)s)")
     s.add_argument("--out", required=True, help="PNG file (a grid for images, a scatter plot for 2-D), or .pt for the tensor")
-    s.add_argument("--device", default=None)
+    add_overwrite_argument(s)
+    add_device_argument(s)
+    add_threads_argument(s)
 
     e = sub.add_parser("evaluate", help="quality and wall time against NFE for one sampler",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       formatter_class=raw,
                        epilog="digits: Fréchet distance in the shipped classifier's feature space (NOT Inception FID;\n"
                               "comparable only within this course) and the recognisable-digit rate;\n"
                               "2-D data: sliced Wasserstein distance to fresh samples of the data set.\n\n"
                               + sampler_epilog())
-    e.add_argument("--ckpt", required=True)
+    e.add_argument("--ckpt", required=True, help="a training checkpoint (ckpt.pt) or an exported .safetensors")
     add_sampler_arguments(e)
-    e.add_argument("--steps", type=_ints, default=[10, 20, 50], help="comma-separated step counts, e.g. 10,20,50")
-    e.add_argument("--n", type=int, default=1000, help="samples per setting")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--steps", type=_ints, default=[10, 20, 50],
+                   help="comma-separated step counts, e.g. 10,20,50 (default 10,20,50)")
+    e.add_argument("--n", type=int, default=1000, help="samples per setting (default %(default)s)")
+    e.add_argument("--seed", type=int, default=0, help="seeds the starting noise (default %(default)s)")
     e.add_argument("--classifier", default=None, help="digits: classifier file (default: the shipped one)")
     e.add_argument("--json", action="store_true", help="print one JSON object per line instead of a table")
+    add_threads_argument(e)
 
     x = sub.add_parser("export", help="write a checkpoint's EMA weights as a small .safetensors file")
-    x.add_argument("--ckpt", required=True)
-    x.add_argument("--out", required=True)
-    x.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    x.add_argument("--ckpt", required=True, help="a training checkpoint (ckpt.pt)")
+    x.add_argument("--out", required=True, help="the .safetensors file to write")
+    x.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="the weights' type in the file (default %(default)s)")
+    add_overwrite_argument(x)
 
     c = sub.add_parser("train-classifier", help="train the small digits classifier used by the metrics")
-    c.add_argument("--size", type=int, default=8, help="digit side in pixels (match the generator's)")
-    c.add_argument("--steps", type=int, default=3000)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--size", type=int, default=8,
+                   help="digit side in pixels, match the generator's (default %(default)s)")
+    c.add_argument("--steps", type=int, default=3000, help="optimiser steps (default %(default)s)")
+    c.add_argument("--seed", type=int, default=0, help="seeds the weights and the data order (default %(default)s)")
     c.add_argument("--out", required=True, help=".safetensors file")
+    add_overwrite_argument(c)
     return p
 
 
-def cmd_train(a) -> None:
-    config = TrainConfig(steps=a.steps, objective=a.objective, batch_size=a.batch_size, lr=a.lr,
-                         weight_decay=a.weight_decay, warmup=a.warmup, ema_decay=a.ema, grad_clip=a.grad_clip,
-                         sigma_data=a.sigma_data, seed=a.seed, ckpt_every=a.ckpt_every, sample_every=a.sample_every,
-                         log_every=a.log_every, device=a.device, progress=not a.no_progress)  # bad values fail here
-    if a.threads:
+def add_device_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cuda | cuda:N | mps | cpu (default: the first available)")
+
+
+def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_threads, default=None,
+                   help="CPU threads for torch, >= 1 (default: torch's choice)")
+
+
+def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never the input --ckpt)")
+
+
+# TrainConfig's fields as the train command's options, for messages that name the option
+OPTION_OF = {"steps": "--steps", "objective": "--objective", "batch_size": "--batch-size", "lr": "--lr",
+             "weight_decay": "--weight-decay", "warmup": "--warmup", "ema_decay": "--ema", "grad_clip": "--grad-clip",
+             "sigma_data": "--sigma-data", "seed": "--seed", "ckpt_every": "--ckpt-every",
+             "sample_every": "--sample-every", "log_every": "--log-every", "device": "--device"}
+
+
+@contextlib.contextmanager
+def about(option: str, path):
+    """Turn an OSError (or a safetensors write error) while working on `path` into a ValueError naming the option."""
+    try:
+        yield
+    except (OSError, SafetensorError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        where = f" ({err.filename})" if isinstance(err, OSError) and err.filename and \
+            str(err.filename) != str(path) else ""
+        raise ValueError(f"{option} {str(path)!r}: {reason}{where}") from err
+
+
+def check_output(out: str, overwrite: bool, **inputs: str) -> None:
+    """Refuse an --out that is one of the inputs (e.g. ckpt='runs/x/ckpt.pt'), a folder, or an existing
+    file without --overwrite."""
+    target = Path(out)
+    for name, path in inputs.items():
+        if path is not None and _same_file(target, Path(path)):
+            raise ValueError(f"--out {out!r} is the input --{name} {path!r}: writing there would destroy it; "
+                             f"choose another --out")
+    if target.is_dir():
+        raise ValueError(f"--out {out!r} is a folder; give a file name, e.g. {str(target / 'out.png')!r}")
+    if target.exists() and not overwrite:
+        raise ValueError(f"--out {out!r} exists; pass --overwrite to replace it, or choose another --out")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)      # hard links, case-insensitive file systems
+    except (OSError, ValueError):         # one of them does not exist
+        return False
+
+
+def _device(name):
+    """The torch device of --device (ValueError listing the available ones)."""
+    try:
+        return pick_device(name)
+    except ValueError as err:
+        raise ValueError(f"--device: {err}") from None
+
+
+def _threads_from(a) -> None:
+    if getattr(a, "threads", None):
         torch.set_num_threads(a.threads)
+
+
+def cmd_train(a) -> None:
+    try:
+        config = TrainConfig(steps=a.steps, objective=a.objective, batch_size=a.batch_size, lr=a.lr,
+                             weight_decay=a.weight_decay, warmup=a.warmup, ema_decay=a.ema, grad_clip=a.grad_clip,
+                             sigma_data=a.sigma_data, seed=a.seed, ckpt_every=a.ckpt_every,
+                             sample_every=a.sample_every, log_every=a.log_every, device=a.device,
+                             progress=not a.no_progress)  # bad values fail here, before anything is read or written
+    except ValueError as err:
+        field = str(err).split(" ", 1)[0]
+        raise ValueError(f"{err} (option {OPTION_OF[field]})" if field in OPTION_OF else str(err)) from None
+    if a.resume and a.overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: give one of them, not both")
+    _device(a.device)
+    _threads_from(a)
     size = a.size or (8 if a.data == "digits" else 32)
-    data = load_training_data(a.data, size=size, channels=a.channels, n=a.n_points, seed=a.seed)
+    with about("--data", a.data):
+        data = load_training_data(a.data, size=size, channels=a.channels, n=a.n_points, seed=a.seed)
     torch.manual_seed(a.seed)  # the initial weights
     if a.data in TOY_SETS:
         model = MLP(dim=data.shape[1], hidden=a.hidden, depth=a.depth)
@@ -185,26 +302,37 @@ def cmd_train(a) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     print(f"data {a.data}: {tuple(data.shape)}; model {model.config['kind']} with {n_params / 1e6:.2f}M parameters",
           flush=True)
+    source = a.data if a.data in TOY_SETS or a.data == "digits" else str(Path(a.data).expanduser().resolve())
     t0 = time.time()
-    train(model, data, a.out, config, resume=a.resume,
-          meta={"data": a.data, "size": size if a.data not in TOY_SETS else None})
+    with about("--out", a.out):
+        train(model, data, a.out, config, resume=a.resume, overwrite=a.overwrite,
+              meta={"data": source, "size": size if a.data not in TOY_SETS else None})
     print(f"done: {a.out}/ckpt.pt after {time.time() - t0:.1f} s", flush=True)
 
 
 def cmd_sample(a) -> None:
-    trained = load_model(a.ckpt, device=pick_device(a.device))
+    check_output(a.out, a.overwrite, ckpt=a.ckpt)
+    dev = _device(a.device)
+    _threads_from(a)
+    trained = load_model(a.ckpt, device=dev)
     t0 = time.time()
     traj = generate(trained, a.n, sampler=a.sampler, steps=a.steps, eta=a.eta,
                     generator=torch.Generator().manual_seed(a.seed))
     x = traj.x.cpu()
-    if a.out.endswith(".pt"):
-        torch.save(x, a.out)
-    else:
-        save_grid(x, a.out)
+    with about("--out", a.out):
+        if a.out.endswith(".pt"):
+            out = Path(a.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")   # a killed write leaves no half a tensor
+            torch.save(x, tmp)
+            os.replace(tmp, out)
+        else:
+            save_grid(x, a.out)
     print(f"{a.n} samples, {a.sampler}, NFE {traj.nfe}, {time.time() - t0:.2f} s -> {a.out}")
 
 
 def cmd_evaluate(a) -> None:
+    _threads_from(a)
     trained = load_model(a.ckpt)
     rows = evaluate_sampler(trained, sampler=a.sampler, steps=a.steps, eta=a.eta, n=a.n, seed=a.seed,
                             classifier=a.classifier)
@@ -217,28 +345,50 @@ def cmd_evaluate(a) -> None:
 
 
 def cmd_export(a) -> None:
-    path = export_model(a.ckpt, a.out, a.dtype)
+    check_output(a.out, a.overwrite, ckpt=a.ckpt)
+    with about("--out", a.out):
+        path = export_model(a.ckpt, a.out, a.dtype)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
 def cmd_train_classifier(a) -> None:
+    check_output(a.out, a.overwrite)
     images, labels = digits(a.size)
     t0 = time.time()
     clf, acc = train_classifier(images, labels, steps=a.steps, seed=a.seed, progress=True)
-    save_classifier(clf, a.out, meta={"test_accuracy": acc, "steps": a.steps, "seed": a.seed})
+    with about("--out", a.out):
+        save_classifier(clf, a.out, meta={"test_accuracy": acc, "steps": a.steps, "seed": a.seed})
     print(f"held-out accuracy {acc:.4f}; {time.time() - t0:.1f} s -> {a.out}")
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate, "export": cmd_export,
+            "train-classifier": cmd_train_classifier}
+# what a user can fix: bad values and files (ValueError), the file system (OSError), torch's devices
+# and memory (RuntimeError), safetensors files; anything else is a bug and keeps its traceback
+USER_ERRORS = (ValueError, OSError, RuntimeError, SafetensorError)
 
 
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    handler = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate, "export": cmd_export,
-               "train-classifier": cmd_train_classifier}[a.command]
     try:
-        handler(a)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        COMMANDS[a.command](a)
+    except USER_ERRORS as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted" + (": the same command plus --resume continues from the last checkpoint"
+                               if a.command == "train" else ""), file=sys.stderr)
+        return 130
     return 0
+
+
+def one_line(err: BaseException) -> str:
+    """The message of `err` on one line; an OSError as 'reason: path'."""
+    if isinstance(err, OSError) and err.strerror:
+        text = err.strerror + (f": {err.filename}" if err.filename else "")
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The training loop: eps-prediction on a DDPM schedule or EDM's preconditioned denoiser.  [DDPM Alg. 1; EDM eq. 8]
 
-Imports: torch, tqdm, diffedu core maths (schedules, losses, precond), models, io (checkpoint, trained)
-and plotting (the preview grids): it is an app.
+Imports: torch, tqdm, diffedu core maths (schedules, losses, precond), models, io (checkpoint, rundir,
+trained) and plotting (the preview grids): it is an app.
 
 `TrainConfig` holds a run's settings, `TrainState` everything that changes while it runs, and
 `train` is the loop: AdamW with a short linear warm-up, an exponential moving average (EMA) of the
@@ -9,6 +9,11 @@ weights (what sampling uses), gradient-norm clipping, mixed precision on CUDA on
 the loss, periodic sample grids, and checkpoints from which a killed run resumes bit for bit on the
 CPU: every source of randomness (data order, t or sigma, eps) comes from generators whose states
 `TrainState` saves with the weights, so the steps after a resume are the steps the run would have taken.
+
+Nothing is lost and nothing fails silently (`diffedu.rundir` keeps the folder): a folder that holds a
+run is continued (resume) or replaced (overwrite) only when asked, two runs never share one, a
+diverging loss stops the run at its step with the last good checkpoint kept, and a resume on other
+data than the checkpoint's is refused.
 """
 from __future__ import annotations
 
@@ -23,18 +28,21 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import check_choice, check_int, check_number
+from ._checks import check_choice, check_finite, check_int, check_number
 from .checkpoint import load_checkpoint, save_checkpoint
 from .losses import l_simple
 from .models import build_model
 from .plotting import save_grid
 from .precond import Denoiser, edm_loss
+from .rundir import CKPT_NAME, LOG_NAME, data_fingerprint, fingerprint_diff, is_complete_png, notice, open_run, trim_log
 from .schedules import Schedule, linear_betas
 from .trained import Trained
 
 OBJECTIVES = ("eps", "edm")
-CKPT_NAME = "ckpt.pt"
-LOG_NAME = "log.jsonl"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights stopped being finite; the last good checkpoint was kept."""
 
 
 @dataclass
@@ -90,14 +98,32 @@ class TrainConfig:
 
 
 def pick_device(device=None) -> torch.device:
-    """`device` if given, else cuda, then mps, then cpu, whichever is available first."""
-    if device is not None:
-        return torch.device(device)
+    """`device` if given and available here, else cuda, then mps, then cpu, whichever is available first.
+
+    ValueError naming the device and listing the available ones for a name torch does not know
+    ("gpu") or a device this machine lacks ("cuda" without CUDA, "cuda:3" with one GPU).
+    """
+    if device is None:
+        return torch.device(available_devices()[0])
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cuda', 'mps' or 'cpu', or None (the first "
+                         f"available); got {device!r}; available here: {', '.join(available_devices())}") from None
+    here = available_devices()
+    if dev.type != "cpu" and str(dev) not in here and not (dev.index is None and dev.type in here):
+        raise ValueError(f"device {device!r} is not available on this machine; available here: {', '.join(here)}")
+    return dev
+
+
+def available_devices() -> list[str]:
+    """The devices torch can use here, the preferred first: cuda, cuda:0.., mps, cpu."""
+    names = []
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        names.append("mps")
+    return names + ["cpu"]
 
 
 class BatchSampler:
@@ -185,9 +211,12 @@ class TrainState:
                         objective=config.objective, betas=betas, sigma_data=config.sigma_data, rng=rng, meta=meta,
                         **extra)
 
-    def load(self, path, *, run_args: dict, betas) -> None:
-        """Restore the state saved at `path`, refusing a checkpoint of another model, run or schedule."""
+    def load(self, path, *, run_args: dict, betas, data: dict | None = None) -> None:
+        """Restore the state saved at `path`, refusing a checkpoint of another model, run, schedule or
+        data (`data`: the `data_fingerprint` of what this run trains on)."""
         ck = load_checkpoint(path, model_config=self.model.config)  # on the CPU: RNG states must be
+        if data is not None:
+            _check_same_data(ck["meta"].get("data_fingerprint"), data, path)
         _check_same(ck["meta"].get("run_args", {}), run_args, path)
         if betas is not None and not torch.equal(ck["betas"], betas):
             raise ValueError(f"checkpoint {path} was trained with a different schedule (betas differ)")
@@ -210,7 +239,7 @@ def amp_dtype(dev: torch.device) -> torch.dtype | None:
 
 
 def train(model: nn.Module, data: torch.Tensor, out_dir, config: TrainConfig | None = None, *, betas=None,
-          resume: bool = False, meta: dict | None = None, **overrides) -> Trained:
+          resume: bool = False, overwrite: bool = False, meta: dict | None = None, **overrides) -> Trained:
     """Train `model` on `data` (N, ...) for `config.steps` optimiser steps in total; returns the EMA model.
 
     config      a TrainConfig; keyword `overrides` replace its fields, or build it when config is None:
@@ -218,42 +247,93 @@ def train(model: nn.Module, data: torch.Tensor, out_dir, config: TrainConfig | N
     betas       the DDPM schedule of objective "eps" (default linear, T = 1000); edm ignores it
     out_dir     receives ckpt.pt (every `ckpt_every` steps and at the end, written atomically),
                 log.jsonl (step, loss, lr, seconds), and samples_STEP.png every `sample_every`
-                steps (0: only at the end) drawn from the EMA weights with fixed noise
+                steps (0: only at the end) drawn from the EMA weights with fixed noise; locked
+                (out_dir/.lock) while the run writes, so a second run into it is refused
     model       must have a `.config` (MLP, UNet); its initial weights are the caller's (the CLI seeds them)
-    resume      continue from out_dir/ckpt.pt; the model config, the schedule and the settings that
-                change the path (`TrainConfig.run_args`: objective, batch size, seed, data size) must match
-    meta        extra metadata for the checkpoint (e.g. the data's name)
+    resume      continue from out_dir/ckpt.pt; the model config, the schedule, the data (its
+                fingerprint) and the settings that change the path (`TrainConfig.run_args`: objective,
+                batch size, seed, data size) must match.  A finished run writes a missing final grid.
+    overwrite   replace the run already in out_dir (its checkpoint, log and grids are removed);
+                without resume or overwrite, an out_dir that holds a run is refused
+    meta        extra metadata for the checkpoint (e.g. meta["data"], the data's name or folder)
+
+    A loss or weights that stop being finite raise TrainingDiverged naming the step; the last good
+    checkpoint stays in place.
     """
     config = _configure(config, overrides)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_choice(resume, "resume", (True, False))
+    check_choice(overwrite, "overwrite", (True, False))
+    check_finite(data, "data")
     dev = pick_device(config.device)
     data = data.float()
     betas = _betas(config.objective, betas)
     sched = Schedule(betas) if betas is not None else None
-    meta = dict(meta or {}, shape=list(data.shape[1:]), run_args=config.run_args(len(data)))
-    state = TrainState.start(model.to(dev), config, len(data))
-    ckpt_path = out / CKPT_NAME
-    if resume:
-        _resume(state, ckpt_path, meta["run_args"], betas)
+    meta = dict(meta or {}, shape=list(data.shape[1:]), run_args=config.run_args(len(data)),
+                data_fingerprint=data_fingerprint(data, (meta or {}).get("data")))
+    with open_run(out_dir, resume=resume, overwrite=overwrite) as out:
+        state = TrainState.start(model.to(dev), config, len(data))
+        ckpt_path = out / CKPT_NAME
+        if resume:
+            _resume(state, ckpt_path, meta, betas)
+        if state.step > config.steps:
+            notice(f"{ckpt_path} is at step {state.step}, past steps={config.steps}: nothing to train")
+        if state.step and _due(state.step, config.sample_every, config.steps):
+            _samples_if_missing(state, config, sched, meta, out)   # the grid of a run killed after its checkpoint
+        _loop(state, config, data, sched, betas, meta, out, dev)
+    return _trained(state, config, sched, dict(meta, step=state.step))
+
+
+def _loop(state: TrainState, config: TrainConfig, data: torch.Tensor, sched: Schedule | None, betas,
+          meta: dict, out: Path, dev: torch.device) -> None:
+    """The optimiser steps from state.step to config.steps, with the log, checkpoints and grids."""
     loss_fn = _loss_fn(config.objective, sched, config.sigma_data)
     autocast = _autocast(dev)
-
+    saved = state.step                                                # the step of the checkpoint on disk
     state.model.train()
     with _Log(out / LOG_NAME, state.step, config) as log:
         while state.step < config.steps:                              # [DDPM Alg. 1]
             x0 = data[state.batches.next()].to(dev)                   # x_0 ~ q(x_0): the next minibatch  (l. 2)
             with autocast():
                 loss = loss_fn(state.model, x0, state.noise)          # t (or sigma), eps ~ N(0, I)  (l. 3-4)
+            value = loss.item()
+            if not math.isfinite(value):                              # a NaN step would poison the weights
+                raise _diverged(state.step + 1, f"the loss is {value}", out / CKPT_NAME, saved, config)
             _descend(state, loss, lr_at(state.step, config), config.grad_clip)   # gradient step  (l. 5)
             ema_update(state.ema, state.model, ema_decay_at(state.step, config.ema_decay))
             state.step += 1
-            log(state.step, loss.item(), state.optimizer.param_groups[0]["lr"])
+            log(state.step, value, state.optimizer.param_groups[0]["lr"])
             if _due(state.step, config.ckpt_every, config.steps):
-                state.save(ckpt_path, config, betas, meta)
+                bad = _non_finite(state)
+                if bad:
+                    raise _diverged(state.step, f"{bad} hold NaN or inf", out / CKPT_NAME, saved, config)
+                state.save(out / CKPT_NAME, config, betas, meta)
+                saved = state.step
             if _due(state.step, config.sample_every, config.steps):
                 save_samples(_trained(state, config, sched, meta), out / f"samples_{state.step:06d}.png")
-    return _trained(state, config, sched, dict(meta, step=state.step))
+
+
+def _non_finite(state: TrainState) -> str:
+    """'the weights (3 tensors)' or 'the EMA weights (...)' that are not finite; '' when all are."""
+    bad = []
+    for what, module in (("the weights", state.model), ("the EMA weights", state.ema)):
+        names = [k for k, v in module.state_dict().items()
+                 if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if names:
+            bad.append(f"{what} ({len(names)} tensors, e.g. {names[0]})")
+    return " and ".join(bad)
+
+
+def _diverged(step: int, what: str, ckpt: Path, saved: int, config: TrainConfig) -> TrainingDiverged:
+    kept = f"the last good checkpoint {ckpt} (step {saved}) is kept" if saved else "no checkpoint was written"
+    return TrainingDiverged(f"training diverged at step {step}: {what}; stopped, {kept}. Try a smaller lr "
+                            f"(now {config.lr:g}) or grad_clip (now {config.grad_clip:g}), or check the data")
+
+
+def _samples_if_missing(state: TrainState, config: TrainConfig, sched: Schedule | None, meta: dict, out: Path) -> None:
+    path = out / f"samples_{state.step:06d}.png"
+    if not is_complete_png(path):
+        save_samples(_trained(state, config, sched, meta), path)
+        notice(f"wrote {path}, the sample grid of step {state.step} that the interrupted run did not write")
 
 
 def _configure(config: TrainConfig | None, overrides: dict) -> TrainConfig:
@@ -283,9 +363,9 @@ def _autocast(dev: torch.device):
     return partial(torch.autocast, "cuda", dtype=dtype or torch.float16, enabled=dtype is not None)
 
 
-def _resume(state: TrainState, path: Path, run_args: dict, betas) -> None:
+def _resume(state: TrainState, path: Path, meta: dict, betas) -> None:
     if path.exists():
-        state.load(path, run_args=run_args, betas=betas)
+        state.load(path, run_args=meta["run_args"], betas=betas, data=meta["data_fingerprint"])
         print(f"resuming from {path} at step {state.step}", flush=True)
     else:
         print(f"--resume: no checkpoint at {path} yet, starting from step 0", flush=True)
@@ -327,7 +407,7 @@ class _Log:
     a run resumes from."""
 
     def __init__(self, path: Path, step: int, config: TrainConfig):
-        _truncate_log(path, step)
+        trim_log(path, step)
         self.file = open(path, "a")
         self.every, self.last = config.log_every, config.steps
         self.bar = tqdm(total=config.steps, initial=step, desc=f"train {config.objective}", dynamic_ncols=True,
@@ -351,19 +431,25 @@ class _Log:
         self.file.close()
 
 
+def _check_same_data(saved: dict | None, now: dict, path) -> None:
+    """Refuse to resume on other data than the checkpoint's (checkpoints older than the fingerprint pass)."""
+    if saved is None:
+        notice(f"{path} records no fingerprint of its data (an older checkpoint): "
+               f"not checking that the data are the same")
+        return
+    diff = fingerprint_diff(saved, now)
+    if diff:
+        raise ValueError(f"cannot resume from {path}: the data changed ({'; '.join(diff)}); resume with the "
+                         f"original data (--data) or train into a new out folder")
+    if saved.get("source") != now["source"]:
+        notice(f"the data's source changed ({saved.get('source')!r} -> {now['source']!r}) but the data are the same")
+
+
 def _check_same(saved: dict, now: dict, path) -> None:
     diff = [f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}" for k in now if saved.get(k) != now[k]]
     if diff:
         raise ValueError(f"cannot resume from {path}: the run's arguments changed ({'; '.join(diff)}); "
                          f"use the original arguments or a new --out folder")
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past `step` (written after the checkpoint we resume from)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in keep))
 
 
 @torch.no_grad()

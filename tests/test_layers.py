@@ -7,7 +7,7 @@ count too.
     core      schedules, processes, forward, posterior, param, precond, losses
     samplers  trajectory, samplers/*
     models    models/*
-    io        trained, sampling, checkpoint, assets, data
+    io        trained, sampling, checkpoint, assets, data, rundir
     apps      training, metrics, plotting, widgets/*, symbolic/*, __main__
     package   diffedu/__init__.py (the public re-exports)
 """
@@ -26,7 +26,7 @@ LAYER_OF = {
     "precond": "core", "losses": "core",
     "trajectory": "samplers", "samplers": "samplers",
     "models": "models",
-    "trained": "io", "sampling": "io", "checkpoint": "io", "assets": "io", "data": "io",
+    "trained": "io", "sampling": "io", "checkpoint": "io", "assets": "io", "data": "io", "rundir": "io",
     "training": "apps", "metrics": "apps", "plotting": "apps", "widgets": "apps", "symbolic": "apps",
     "__main__": "apps",
 }
