@@ -5,6 +5,7 @@ with its sympy derivation in `diffedu.symbolic`.
 
 Imports: every layer below it (the public names at top level); nothing imports it back.
 """
+from ._version import __version__
 from .forward import q_mean_var, q_mean_var_coefs, q_sample
 from .losses import l_simple, vlb_weights
 from .param import (eps_from_score, eps_from_v, eps_from_x0, score_from_eps, v_from_eps, x0_from_eps,
@@ -22,7 +23,6 @@ from .samplers import (Blur, Degradation, GaussianForward, Mask, ddim_invert, dd
 from .schedules import Schedule, cosine_betas, linear_betas, sigmoid_betas
 from .trajectory import NoiseStream, Trajectory
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Schedule", "linear_betas", "cosine_betas", "sigmoid_betas",

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 
+from ._version import __version__
 from .checkpoint import export_model, load_model, save_classifier
 from .data import TOY_SETS, digits, load_training_data
 from .metrics import evaluate_sampler
@@ -79,12 +80,6 @@ def _threads(text: str) -> int:
     return n
 
 
-def _version() -> str:
-    """diffedu.__version__ from the loaded package (always imported before its __main__; importing it
-    here would be an upward import)."""
-    return getattr(sys.modules.get(__package__ or "diffedu"), "__version__", "unknown")
-
-
 def sampler_epilog() -> str:
     """One line per registered sampler: name, network calls, what it is."""
     lines = ["samplers (--sampler), from diffedu.samplers.SAMPLERS:"]
@@ -111,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter   # the epilogs are laid out by hand; each help says its default
     p = argparse.ArgumentParser(prog="python -m diffedu", description="Train, sample and evaluate the course's "
                                 "diffusion models.", epilog=EPILOG, formatter_class=raw)
-    p.add_argument("--version", action="version", version=f"diffedu {_version()}", help="print the version and exit")
+    p.add_argument("--version", action="version", version=f"diffedu {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model (eps-prediction or EDM) and write checkpoints",

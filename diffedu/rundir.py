@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import os
 import socket
@@ -27,13 +26,15 @@ import sys
 import time
 from pathlib import Path
 
+try:                 # POSIX flock; Windows has none, and the lock falls back to O_CREAT | O_EXCL
+    import fcntl
+except ImportError:  # pragma: no cover - not on this project's machines
+    fcntl = None
+
 import torch
 from PIL import Image
 
 from .checkpoint import remove_stale_temps
-
-# POSIX flock; Windows has none, and the lock falls back to O_CREAT | O_EXCL
-fcntl = importlib.import_module("fcntl") if os.name == "posix" else None
 
 CKPT_NAME = "ckpt.pt"
 LOG_NAME = "log.jsonl"

@@ -3,7 +3,7 @@ cycle, and imports other diffedu modules at the top of the file (function-local 
 optional third-party packages only).  Read from the source with `ast`, so function-local imports
 count too.
 
-    base      _checks, _ops, _recording
+    base      _checks, _ops, _recording, _version
     core      schedules, processes, forward, posterior, param, precond, losses
     samplers  trajectory, samplers/*
     models    models/*
@@ -21,7 +21,7 @@ import diffedu
 ROOT = Path(diffedu.__file__).resolve().parent
 LAYERS = ["base", "core", "samplers", "models", "io", "apps", "package"]
 LAYER_OF = {
-    "_checks": "base", "_ops": "base", "_recording": "base",
+    "_checks": "base", "_ops": "base", "_recording": "base", "_version": "base",
     "schedules": "core", "processes": "core", "forward": "core", "posterior": "core", "param": "core",
     "precond": "core", "losses": "core",
     "trajectory": "samplers", "samplers": "samplers",
@@ -57,7 +57,8 @@ def imports(mod: str):
     path = MODULES[mod]
     tree = ast.parse(path.read_text())
     package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
-    top_level = {id(node) for node in tree.body}
+    # module level: the body, and what module-level `try:`/`if:` blocks hold (guarded optional imports)
+    top_level = {id(n) for node in tree.body for n in ([node] + list(ast.walk(node) if isinstance(node, (ast.Try, ast.If)) else []))}
     internal, external_local = [], []
     for node in ast.walk(tree):
         if not isinstance(node, (ast.Import, ast.ImportFrom)):
