@@ -15,6 +15,10 @@ same run:
   diffedu            `sample_ddim` / `sample_edm` with record=True, reading the stacked
                      trajectory (.xs, .x0_hats) as every widget does, and with record=False (only
                      x_T and the final sample kept)
+  NaN/inf check      `diffedu.trajectory.check_run` alone, on a finished trajectory: what every
+                     diffedu sampler pays, once after its last step, to refuse a non-finite sample
+                     (its us/step is the check's time divided by the steps; it is part of the
+                     diffedu rows above it)
   diffusers          the scheduler loop its docs show, on a scheduler made once (as a pipeline
                      keeps it): `set_timesteps`, then `scheduler.step` per model call (`DDIMScheduler`; `HeunDiscreteScheduler` with Karras sigmas, which
                      also needs `scale_model_input` before each call, one elementwise division);
@@ -42,10 +46,12 @@ import torch
 
 import diffedu as d
 from diffedu._recording import empty_steps
+from diffedu.trajectory import check_run
 from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
 
 FLOOR = "floor: bare torch loop"
 FLOOR_REC = "floor + recording: the bare loop writing every x_t, x0_hat into preallocated tensors"
+CHECK = "diffedu's NaN/inf check after the last step (check_run), per step"
 DDIM_STEPS = 50
 HEUN_STEPS = 25
 T = 1000
@@ -149,7 +155,9 @@ LEGEND = """\
 Rows: floor = a bare torch loop of the same arithmetic that keeps nothing; floor + recording = the
 same loop writing each x_t and x0_hat (D for Heun) straight into preallocated tensors (out=), the
 least memory traffic a loop that records can have; diffedu with record=True (timed up to
-reading .xs and .x0_hats, as the widgets do) and record=False; diffusers' scheduler loop, which keeps nothing.  us/step is per sampler
+reading .xs and .x0_hats, as the widgets do) and record=False; diffedu's NaN/inf check after the last
+step alone (one sum over the final state; included in the diffedu rows); diffusers' scheduler loop,
+which keeps nothing.  us/step is per sampler
 step (a Heun step is 2 model calls).  record=False against the floor is the samplers' own
 overhead; record=True against floor + recording is what diffedu adds to recording itself;
 floor + recording against the floor is what keeping the trajectory costs on this machine."""
@@ -208,6 +216,8 @@ def main():
         torch.testing.assert_close(d.sample_edm(identity, grid, x_edm, method="heun").x, ref, rtol=1e-4, atol=1e-4)
         for _ in range(2):
             torch.testing.assert_close(heun_diffusers(identity, heun_sch, x_edm), ref, rtol=1e-4, atol=1e-4)
+        done_ddim = d.sample_ddim(identity, sched, x, steps=DDIM_STEPS, record=False)
+        done_heun = d.sample_edm(identity, grid, x_edm, method="heun", record=False)
         cases = {
             f"DDIM eta=0, {DDIM_STEPS} steps": (DDIM_STEPS, {
                 FLOOR: lambda: ddim_floor(identity, alpha_bar, ts, x),
@@ -215,6 +225,7 @@ def main():
                 "**diffedu sample_ddim** (record=True)": lambda: read(d.sample_ddim(identity, sched, x, steps=DDIM_STEPS)),
                 "diffedu sample_ddim, record=False": lambda: d.sample_ddim(identity, sched, x, steps=DDIM_STEPS,
                                                                            record=False),
+                CHECK: lambda: check_run(done_ddim, "eps_model"),
                 "diffusers DDIMScheduler": lambda: ddim_diffusers(identity, ddim_sch, x),
             }),
             f"EDM Heun, {HEUN_STEPS} steps": (HEUN_STEPS, {
@@ -223,6 +234,7 @@ def main():
                 "**diffedu sample_edm** (record=True)": lambda: read(d.sample_edm(identity, grid, x_edm, method="heun")),
                 "diffedu sample_edm, record=False": lambda: d.sample_edm(identity, grid, x_edm, method="heun",
                                                                          record=False),
+                CHECK: lambda: check_run(done_heun, "denoiser", "sigma"),
                 "diffusers HeunDiscreteScheduler": lambda: heun_diffusers(identity, heun_sch, x_edm),
             }),
         }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_finite, check_number
+from ._checks import HALF_DTYPES, check_finite, check_model_output, check_number
 from ._ops import log, sqrt
 from .schedules import Schedule, ve_sigma
 
@@ -55,7 +55,7 @@ class Denoiser(nn.Module):
     def __init__(self, net: nn.Module, sigma_data: float = 0.5):
         super().__init__()
         self.net = net
-        self.sigma_data = check_number(sigma_data, "sigma_data", lo=0, lo_open=True)
+        self.sigma_data = check_number(sigma_data, "sigma_data", lo=0, lo_open=True, finite=True)
 
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
         sigma = _sigma_vector(sigma, x)
@@ -69,6 +69,9 @@ def edm_loss(denoiser, x0: torch.Tensor, P_mean: float = -1.2, P_std: float = 1.
              generator: torch.Generator | None = None) -> torch.Tensor:
     """E_sigma,y,n [lambda(sigma) ||D(y + n; sigma) - y||^2] with ln sigma ~ N(P_mean, P_std^2).  [EDM eq. 8, Tab. 1]"""
     check_finite(x0, "x0")
+    P_mean = check_number(P_mean, "P_mean", finite=True)
+    P_std = check_number(P_std, "P_std", lo=0, finite=True)
+    sigma_data = check_number(sigma_data, "sigma_data", lo=0, lo_open=True, finite=True)
     B = x0.shape[0]
     ln_sigma = torch.randn(B, generator=generator, dtype=x0.dtype, device=x0.device) * P_std + P_mean
     sigma = ln_sigma.exp()
@@ -84,29 +87,47 @@ def denoiser_from_eps(eps_model, sched: Schedule):
 
     x_t = x / sqrt(1 + sigma^2) (= sqrt(alpha_bar_t) x) and D = x - sigma eps_model(x_t, t).
     The sigma actually used is the schedule's sigma_t, so pass sigmas from `sched.sigma` for an
-    exact match (as `sample_edm` does when given `sched.sigma[ts]`).
+    exact match (as `sample_edm` does when given `sched.sigma[ts]`).  sigma must be > 0 (checked
+    when it is a number; inf picks t = T); eps_model's output must be shaped like its input.  For
+    float16 / bfloat16 states the coefficients are float64 and D is returned in x's dtype.
     """
     log_sig = sched.sigma[1:].log()
 
     def D(x: torch.Tensor, sigma) -> torch.Tensor:
+        if isinstance(sigma, (int, float)):  # a tensor is not checked: that would cost a host sync per call
+            check_number(sigma, "sigma", lo=0, lo_open=True)
         sigma = _sigma_vector(sigma, x)
         t = (log_sig.to(x.device)[None, :] - sigma.log().to(log_sig.dtype)[:, None]).abs().argmin(1) + 1
-        sigma_t = sched.sigma.to(x.device)[t].to(x.dtype)
         shape = (-1,) + (1,) * (x.dim() - 1)
+        if x.dtype in HALF_DTYPES:  # 1 + sigma_t^2 overflows float16 at sigma_t > 256: coefficients in float64
+            sigma_t = sched.sigma.to(x.device, torch.float64)[t].reshape(shape)
+            x_t = (x / (1 + sigma_t**2).sqrt()).to(x.dtype)
+            return (x - sigma_t * check_model_output(eps_model(x_t, t), x_t)).to(x.dtype)
+        sigma_t = sched.sigma.to(x.device)[t].to(x.dtype)
         x_t = x / (1 + sigma_t**2).sqrt().reshape(shape)
-        return x - sigma_t.reshape(shape) * eps_model(x_t, t)
+        return x - sigma_t.reshape(shape) * check_model_output(eps_model(x_t, t), x_t)
 
     return D
 
 
 def eps_from_denoiser(denoiser, sched: Schedule):
-    """The eps-model of a denoiser on a discrete schedule: eps_hat = (x - D(x, sigma_t)) / sigma_t, x = x_t / sqrt(alpha_bar_t)."""
+    """The eps-model of a denoiser on a discrete schedule: eps_hat = (x - D(x, sigma_t)) / sigma_t, x = x_t / sqrt(alpha_bar_t).
+
+    t must be >= 1 (sigma_0 = 0 divides).  For float16 / bfloat16 states the coefficients are float64
+    and eps_hat is returned in x_t's dtype.
+    """
 
     def eps_model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         shape = (-1,) + (1,) * (x_t.dim() - 1)
+        if x_t.dtype in HALF_DTYPES:  # alpha_bar_1 rounds to 1 in half precision (sigma = 0, 0/0): float64
+            ab = sched.alpha_bar.to(x_t.device, torch.float64)[t]
+            sigma = ve_sigma(ab)
+            x = (x_t / ab.sqrt().reshape(shape)).to(x_t.dtype)
+            D = check_model_output(denoiser(x, sigma.to(x_t.dtype)), x, "denoiser")
+            return ((x - D) / sigma.reshape(shape)).to(x_t.dtype)
         ab = sched.alpha_bar.to(x_t.device, x_t.dtype)[t]
         sigma = ve_sigma(ab)
         x = x_t / ab.sqrt().reshape(shape)
-        return (x - denoiser(x, sigma)) / sigma.reshape(shape)
+        return (x - check_model_output(denoiser(x, sigma), x, "denoiser")) / sigma.reshape(shape)
 
     return eps_model

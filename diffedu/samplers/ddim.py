@@ -56,17 +56,35 @@ def ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta=0.0, noise=None, clip_x
 
     sigma = sigma(eta) of DDIM eq. 16.  Returns (x_prev, x0_hat).  When clip_x0 clips x0_hat,
     eps_hat is re-solved from x_t and the clipped x0_hat so that the step stays consistent.
+    eta must be finite and >= 0 with sigma^2 <= 1 - alpha_bar_prev; `noise` is needed when sigma > 0.
+    alpha_bar and alpha_bar_prev in (0, 1] are checked when they are Python floats.
     """
+    if not 0 <= eta < math.inf:  # NaN fails too; the message is check_number's
+        check_number(eta, "eta", lo=0, finite=True)
+    if type(alpha_bar) is float and not (0 < alpha_bar <= 1 and 0 < alpha_bar_prev <= 1):
+        _check_alpha_bars(alpha_bar, alpha_bar_prev)
     x0_hat = x0_from_eps(x, eps_hat, alpha_bar)
     if clip_x0 is not None:
         x0_hat = clip(x0_hat, clip_x0)
         eps_hat = eps_from_x0(x, x0_hat, alpha_bar)
     sigma = ddim_sigma(alpha_bar, alpha_bar_prev, eta) if eta else 0.0   # eta = 0 also runs upwards (inversion)
+    if type(sigma) is float and sigma * sigma > 1 - alpha_bar_prev:
+        largest = eta * math.sqrt(1 - alpha_bar_prev) / sigma
+        raise ValueError(f"eta={eta} makes sigma^2 = {sigma * sigma:.6g} > 1 - alpha_bar_prev = "
+                         f"{1 - alpha_bar_prev:.6g}; the largest eta for this step is {largest:.6g}")
     coef_x0, coef_eps = ddim_step_coefs(alpha_bar, alpha_bar_prev, sigma)
     x_prev = coef_x0 * x0_hat + coef_eps * eps_hat
     if sigma > 0:
+        if noise is None:
+            raise ValueError(f"eta={eta} gives this step sigma = {float(sigma):.6g} > 0: pass noise= (shaped like x)")
         x_prev = x_prev + sigma * noise
     return x_prev, x0_hat
+
+
+def _check_alpha_bars(alpha_bar, alpha_bar_prev) -> None:
+    """A step's alpha_bar_t and alpha_bar_prev must be in (0, 1] (Python floats; tensors are not checked)."""
+    check_number(alpha_bar, "alpha_bar", lo=0, hi=1, lo_open=True)
+    check_number(alpha_bar_prev, "alpha_bar_prev", lo=0, hi=1, lo_open=True)
 
 
 def max_eta(alpha_bars) -> float:
@@ -89,7 +107,7 @@ def sample_ddim(eps_model, sched: Schedule, x_T: torch.Tensor, steps: int = 50, 
     fresh z per step with sigma > 0, that is every step but the last when eta > 0, none when
     eta = 0.  eta > 1 is allowed as long as sigma^2 <= 1 - alpha_bar_prev at every step.
     """
-    eta = check_number(eta, "eta", lo=0)
+    eta = check_number(eta, "eta", lo=0)  # inf: refused below with the largest eta allowed
     check_start(x_T)
     steps = check_int(steps, "steps", lo=1, hi=sched.T)
     clip_x0 = check_clip(clip_x0)
@@ -107,7 +125,7 @@ def sample_ddim(eps_model, sched: Schedule, x_T: torch.Tensor, steps: int = 50, 
         x_prev, x0_hat = ddim_step(x, eps_hat, ab[i], ab[i + 1], eta, z.next() if noisy else None, clip_x0)
         return x0_hat, x_prev, 1
 
-    return run(x_T, ts, step, record)
+    return run(x_T, ts, step, record, model="eps_model")
 
 
 def ddim_invert(eps_model, sched: Schedule, x0: torch.Tensor, steps: int = 50, spacing: str = "leading",
@@ -133,4 +151,4 @@ def ddim_invert(eps_model, sched: Schedule, x0: torch.Tensor, steps: int = 50, s
         x_next, x0_hat = ddim_step(x, eps_hat, ab[i], ab[i + 1])
         return x0_hat, x_next, 1
 
-    return run(x0, ts, step, record)
+    return run(x0, ts, step, record, model="eps_model")

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from .._checks import check_choice, check_finite, check_int, check_model_output, check_number, check_start
+from .._checks import all_finite, check_choice, check_finite, check_int, check_model_output, check_number, check_start
 from ..processes import Process
 from ..trajectory import NoiseStream, Trajectory, run
 
@@ -27,12 +27,18 @@ def karras_sigmas(n: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho
     float64, length n + 1.  n = 1 gives [sigma_max, 0].
     """
     n = check_int(n, "n", lo=1)
-    sigma_min = check_number(sigma_min, "sigma_min", lo=0, lo_open=True)
-    sigma_max = check_number(sigma_max, "sigma_max", lo=sigma_min)
-    rho = check_number(rho, "rho", lo=0, lo_open=True)
+    sigma_min = check_number(sigma_min, "sigma_min", lo=0, lo_open=True, finite=True)
+    sigma_max = check_number(sigma_max, "sigma_max", lo=sigma_min, finite=True)
+    rho = check_number(rho, "rho", lo=0, lo_open=True, finite=True)
+    if n > 1 and not sigma_max > sigma_min:
+        raise ValueError(f"sigma_max must be > sigma_min for a grid of n = {n} levels, "
+                         f"got sigma_min = sigma_max = {sigma_max}")
     ramp = torch.linspace(0, 1, n, dtype=torch.float64) if n > 1 else torch.zeros(1, dtype=torch.float64)
     lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     sigmas = (hi + ramp * (lo - hi)) ** rho
+    if not all_finite(sigmas) or (n > 1 and not bool((sigmas[1:] < sigmas[:-1]).all())):
+        raise ValueError(f"karras_sigmas(n={n}, sigma_min={sigma_min}, sigma_max={sigma_max}, rho={rho}) is not a "
+                         f"finite, strictly decreasing grid in float64: use a smaller rho or a narrower sigma range")
     return torch.cat([sigmas, sigmas.new_zeros(1)])
 
 
@@ -84,12 +90,16 @@ def sample_edm(denoiser, sigmas, x: torch.Tensor, method: str = "heun", s_churn:
     `noises` in order) and the denoiser is evaluated after that, as Algorithm 2 says.
     (diffusers' EulerDiscreteScheduler evaluates the model before adding the churn noise.)
     The step to sigma = 0 is an Euler step.  `.nfe` counts denoiser calls: 2N - 1 for Heun.
+    s_churn >= 0 (inf: the largest gamma, sqrt(2) - 1), 0 <= s_tmin <= s_tmax (s_tmax may be inf),
+    s_noise finite and >= 0.
     """
     check_choice(method, "method", METHODS)
     sigmas = check_sigmas(sigmas)
     check_start(x, "x")
     s_churn = check_number(s_churn, "s_churn", lo=0)
-    s_noise = check_number(s_noise, "s_noise", lo=0)
+    s_tmin = check_number(s_tmin, "s_tmin", lo=0, finite=True)
+    s_tmax = check_number(s_tmax, "s_tmax", lo=s_tmin)
+    s_noise = check_number(s_noise, "s_noise", lo=0, finite=True)
     n_steps = len(sigmas) - 1
     sig = sigmas.tolist()
     gammas = [churn_gamma(s, s_churn, n_steps, s_tmin, s_tmax) for s in sig[:-1]]
@@ -115,7 +125,7 @@ def sample_edm(denoiser, sigmas, x: torch.Tensor, method: str = "heun", s_churn:
         D_next = check_model_output(denoiser(x_next, vec(sigma_next)), x, "denoiser")
         return D, heun_step(x, d, slope(x_next, D_next, sigma_next), sigma, sigma_next), 2
 
-    return run(x, sigmas, step, record)
+    return run(x, sigmas, step, record, model="denoiser", time="sigma")
 
 
 def sample_pf_ode(denoiser, process: Process, ts, x: torch.Tensor, method: str = "euler",
@@ -152,4 +162,4 @@ def sample_pf_ode(denoiser, process: Process, ts, x: torch.Tensor, method: str =
         d_next, _ = slope_t(x_next, t_next)
         return D, heun_step(x, d, d_next, t, t_next), 2
 
-    return run(x, ts, step, record)
+    return run(x, ts, step, record, model="denoiser")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as nnf
 
-from .._checks import check_choice, check_int, check_model_output, check_number, check_start
+from .._checks import HALF_DTYPES, check_choice, check_int, check_model_output, check_number, check_start
 from .._ops import sqrt
 from ..forward import q_sample
 from ..param import eps_from_x0, x0_from_eps
@@ -98,7 +98,7 @@ class Blur(Degradation):
 
     def __init__(self, T: int = 20, std_max: float = 3.0):
         self.T = check_int(T, "T", lo=1)
-        self.std_max = check_number(std_max, "std_max", lo=0, lo_open=True)
+        self.std_max = check_number(std_max, "std_max", lo=0, lo_open=True, finite=True)
 
     def kernel(self, t: int, dtype=torch.float64, device=None) -> torch.Tensor:
         std = self.std_max * t / self.T
@@ -178,7 +178,7 @@ def sample_estimate_correct(x0_model, forward, ts, x_T: torch.Tensor, correction
                 eps = partial_noise(eps, z.next(), sigma_tilde[i])
         return x0_hat, forward.F(x0_hat, eps, t_prev), 1
 
-    return run(x_T, ts, step, record)
+    return run(x_T, ts, step, record, model="x0_model")
 
 
 def x0_loss(x0_model, forward, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -201,6 +201,7 @@ def x0_loss(x0_model, forward, x0: torch.Tensor, generator: torch.Generator | No
 
 def sigma_tilde_for_eta(sched: Schedule, ts, eta: float) -> list[float]:
     """Per-step sigma_tilde that makes "partial" take exactly DDIM(eta)'s steps on the grid ts.  [DDIM eq. 16]"""
+    eta = check_number(eta, "eta", lo=0, finite=True)
     ab = sched.alpha_bar[torch.as_tensor(ts, dtype=torch.long)].tolist()
     out = []
     for a, a_prev in zip(ab[:-1], ab[1:]):
@@ -209,10 +210,18 @@ def sigma_tilde_for_eta(sched: Schedule, ts, eta: float) -> list[float]:
 
 
 def x0_model_from_eps(eps_model, sched: Schedule):
-    """The estimate step of an eps-model: x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t).  [DDIM eq. 9]"""
+    """The estimate step of an eps-model: x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t).  [DDIM eq. 9]
+
+    eps_model's output must be shaped like x_t (as the samplers check).  For float16 / bfloat16
+    states the arithmetic is float64 and x0_hat is returned in x_t's dtype.
+    """
 
     def x0_model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        eps_hat = check_model_output(eps_model(x_t, t), x_t)
+        if x_t.dtype in HALF_DTYPES:  # alpha_bar near 1 rounds to 1 in half precision: the division in float64
+            ab = sched.alpha_bar.to(x_t.device, torch.float64)[t].reshape((-1,) + (1,) * (x_t.dim() - 1))
+            return x0_from_eps(x_t, eps_hat, ab).to(x_t.dtype)
         ab = sched.alpha_bar.to(x_t.device, x_t.dtype)[t].reshape((-1,) + (1,) * (x_t.dim() - 1))
-        return x0_from_eps(x_t, eps_model(x_t, t), ab)
+        return x0_from_eps(x_t, eps_hat, ab)
 
     return x0_model
