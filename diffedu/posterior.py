@@ -59,6 +59,15 @@ def ddim_sigma(alpha_bar, alpha_bar_prev, eta):
     return eta * sqrt((1 - alpha_bar_prev) / (1 - alpha_bar)) * sqrt(1 - alpha_bar / alpha_bar_prev)
 
 
+def ddim_max_eta(alpha_bar, alpha_bar_prev):
+    """The largest eta with sigma_t(eta)^2 <= 1 - alpha_bar_prev: sqrt((1 - alpha_bar_t) / (1 - alpha_bar_t/alpha_bar_prev)).  [DDIM eq. 12, 16]
+
+    Past it the coefficient sqrt(1 - alpha_bar_prev - sigma^2) of eps_hat in DDIM's update is not
+    real.  For alpha_bar_prev < 1 (at alpha_bar_prev = 1, sigma is 0 for every eta).
+    """
+    return sqrt((1 - alpha_bar) / (1 - alpha_bar / alpha_bar_prev))
+
+
 def ddim_mean_coefs(alpha_bar, alpha_bar_prev, sigma):
     """(k, m) of the mean k x_0 + m x_t of q_sigma(x_prev | x_t, x_0).  [DDIM eq. 7]
 

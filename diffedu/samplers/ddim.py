@@ -24,7 +24,7 @@ import torch
 
 from .._checks import check_choice, check_int, check_model_output, check_number, check_start
 from ..param import eps_from_x0, x0_from_eps
-from ..posterior import ddim_sigma, ddim_step_coefs
+from ..posterior import ddim_max_eta, ddim_sigma, ddim_step_coefs
 from ..schedules import Schedule
 from ..trajectory import NoiseStream, Trajectory, run
 from .common import check_clip, clip, model_time
@@ -69,7 +69,7 @@ def ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta=0.0, noise=None, clip_x
         eps_hat = eps_from_x0(x, x0_hat, alpha_bar)
     sigma = ddim_sigma(alpha_bar, alpha_bar_prev, eta) if eta else 0.0   # eta = 0 also runs upwards (inversion)
     if type(sigma) is float and sigma * sigma > 1 - alpha_bar_prev:
-        largest = eta * math.sqrt(1 - alpha_bar_prev) / sigma
+        largest = ddim_max_eta(alpha_bar, alpha_bar_prev)
         raise ValueError(f"eta={eta} makes sigma^2 = {sigma * sigma:.6g} > 1 - alpha_bar_prev = "
                          f"{1 - alpha_bar_prev:.6g}; the largest eta for this step is {largest:.6g}")
     coef_x0, coef_eps = ddim_step_coefs(alpha_bar, alpha_bar_prev, sigma)
@@ -89,12 +89,8 @@ def _check_alpha_bars(alpha_bar, alpha_bar_prev) -> None:
 
 def max_eta(alpha_bars) -> float:
     """The largest eta for which 1 - alpha_bar_prev - sigma(eta)^2 >= 0 at every step of a grid."""
-    best = math.inf
-    for ab, ab_prev in zip(alpha_bars[:-1], alpha_bars[1:]):
-        s1 = ddim_sigma(ab, ab_prev, 1.0)
-        if s1 > 0:
-            best = min(best, math.sqrt(1 - ab_prev) / s1)
-    return best
+    bounds = [ddim_max_eta(ab, ab_prev) for ab, ab_prev in zip(alpha_bars[:-1], alpha_bars[1:]) if ab_prev < 1]
+    return min(bounds, default=math.inf)
 
 
 def sample_ddim(eps_model, sched: Schedule, x_T: torch.Tensor, steps: int = 50, eta: float = 0.0,

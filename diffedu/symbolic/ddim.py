@@ -83,8 +83,14 @@ def ddim_coefficients() -> Derivation:
     d.identity("eta = 0: no noise term in the update", sp.diff(at(update, 0), z), sp.Integer(0))
     d.identity("eta = 0: x_prev = sqrt(alpha_bar_prev) x0_hat + sqrt(1 - alpha_bar_prev) eps_hat",
                at(update, 0), sp.sqrt(alpha_bar_prev) * x0_of_eps + sp.sqrt(1 - alpha_bar_prev) * eps)
+    # the update's eps_hat coefficient sqrt(1 - alpha_bar_prev - sigma^2) is real while sigma(eta)^2 <= 1 - alpha_bar_prev
+    e_max = tidy(_positive_root(sp.solve(sp.Eq(sigma_eta**2, 1 - alpha_bar_prev), eta, dict=True), eta)[eta])
+    d.step("The largest eta: sigma(eta)^2 = 1 - alpha_bar_prev, where the eps_hat coefficient reaches 0",
+           sp.Eq(sp.Symbol("eta_max", positive=True), e_max))
+    d.identity("at eta_max the eps_hat coefficient of the update is 0", (1 - alpha_bar_prev - sigma_eta**2).subs(eta, e_max),
+               sp.Integer(0))
     d.result.update(k=k_sol, m=m_sol, ddim_mean=k_sol * x_0 + m_sol * x_t, coef_x0=coef_x0, coef_eps=coef_eps,
-                    update=update, sigma_eta=sigma_eta, sigma_ddpm=s_ddpm, equations=eqs)
+                    update=update, sigma_eta=sigma_eta, sigma_ddpm=s_ddpm, equations=eqs, max_eta=e_max)
     return d
 
 
@@ -135,6 +141,7 @@ _ab, _abp = alpha_bar_t, alpha_bar_prev
 
 PAIRS = (
     Pair(P.ddim_sigma, lambda: _ddim("sigma_eta"), (_ab, _abp, eta), ref="[DDIM eq. 16]"),
+    Pair(P.ddim_max_eta, lambda: _ddim("max_eta"), (_ab, _abp), ref="[DDIM eq. 12, 16]"),
     Pair(P.ddim_mean_coefs, lambda: (_ddim("k"), _ddim("m")), (_ab, _abp, sigma), ("k", "m"), "[DDIM eq. 7]"),
     Pair(P.ddim_step_coefs, lambda: (_ddim("coef_x0"), _ddim("coef_eps")), (_ab, _abp, sigma), ("coef_x0", "coef_eps"),
          "[DDIM eq. 12]"),
