@@ -25,3 +25,9 @@ SCHEDULES = {
     "cosine": lambda T: d.cosine_betas(T),
     "sigmoid": lambda T: d.sigmoid_betas(T),
 }
+
+
+def tiny_mlp():
+    """The training tests' network: a 2-D MLP small enough that a run of dozens of steps takes a second."""
+    torch.manual_seed(0)
+    return d.MLP(hidden=32, depth=1, emb_dim=16)

@@ -10,28 +10,19 @@ from pathlib import Path
 import pytest
 import torch
 
-import diffedu
 from diffedu import training
 from diffedu.checkpoint import load_checkpoint
 from diffedu.data import toy_2d
 from diffedu.rundir import LOCK_NAME, RunFolderBusy, RunLock, data_fingerprint, fingerprint_diff, is_complete_png
 from diffedu.training import TrainingDiverged, train
 
+from standins import tiny_mlp
+
 ROOT = Path(__file__).resolve().parents[1]
 DEAD_PID = 2**30   # above Linux's pid_max (2**22): no process has it
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_mlp():
-    torch.manual_seed(0)
-    return diffedu.MLP(hidden=32, depth=1, emb_dim=16)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def run(out, steps, data=None, **kw):

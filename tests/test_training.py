@@ -17,21 +17,12 @@ from diffedu.checkpoint import REQUIRED, export_model, load_checkpoint, load_mod
 from diffedu.data import toy_2d
 from diffedu.training import BatchSampler, TrainConfig, ema_update, lr_at, train
 
+from standins import tiny_mlp
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP spinning costs a lot."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_mlp():
-    torch.manual_seed(0)
-    return diffedu.MLP(hidden=32, depth=1, emb_dim=16)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def run(tmp, steps, **kw):
