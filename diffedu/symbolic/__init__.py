@@ -24,7 +24,7 @@ NUMERIC_MODULES, and `registry.METHOD_PAIRS()` holds the methods of diffedu.proc
 `verify(pair)` is what the tests run; `missing_pairs()` lists public functions with neither.
 Imports: sympy, numpy, torch, the diffedu modules it pairs, and its own submodules.
 """
-from ._core import Derivation, canonical, is_zero, symbols, tidy
+from ._core import Derivation, canonical, is_zero, latex, symbols, tidy
 from .check import REFERENCE, CheckResult, check
 from .ddim import ddim_coefficients, open_questions
 from .forward import gaussian_moments, merge_gaussians, noise_levels
@@ -32,11 +32,24 @@ from .param import parameterisations
 from .posterior import ddpm_posterior, gaussian_kl, vlb_term
 from .registry import NUMERIC_MODULES, PAIRS, WAIVERS, Pair, missing_pairs, verify
 
-DERIVATIONS = (merge_gaussians, noise_levels, ddpm_posterior, gaussian_kl, vlb_term, ddim_coefficients, open_questions,
-               parameterisations)
+from . import precond as _precond
+from . import processes as _processes
+from . import steps as _steps
+from . import unified as _unified
+
+# every derivation in the package, by name (each value returns its Derivation; nothing runs at import)
+DERIVATIONS = {f.__name__: f for f in (
+    merge_gaussians, noise_levels,                                            # forward
+    ddpm_posterior, gaussian_kl, vlb_term,                                    # posterior
+    ddim_coefficients, open_questions,                                        # ddim
+    parameterisations,                                                        # param
+    _unified.corrections_keep_the_marginal, _unified.gaussian_posterior_mean,  # unified
+    _processes.sde_from_s_sigma, _processes.s_sigma_from_sde, _processes.pf_ode, _processes.ddim_is_euler,
+    _steps.ode_steps, _precond.edm_preconditioning,                           # processes, steps, precond
+)}
 
 __all__ = [
-    "symbols", "check", "CheckResult", "REFERENCE", "Derivation", "canonical", "is_zero", "tidy",
+    "symbols", "latex", "check", "CheckResult", "REFERENCE", "Derivation", "canonical", "is_zero", "tidy",
     "merge_gaussians", "noise_levels", "gaussian_moments", "ddpm_posterior", "gaussian_kl", "vlb_term",
     "ddim_coefficients", "open_questions", "parameterisations", "DERIVATIONS",
     "Pair", "PAIRS", "NUMERIC_MODULES", "WAIVERS", "verify", "missing_pairs",
