@@ -39,7 +39,7 @@ def eps_from_v(x_t, v, alpha_bar):
 
 
 def score_from_eps(eps, alpha_bar):
-    """score = -eps / sqrt(1 - alpha_bar).  [Song et al. 2021 eq. 9; DDIM §4.3]"""
+    """score = -eps / sqrt(1 - alpha_bar).  [Song eq. 9; DDIM §4.3]"""
     return -eps / sqrt(1 - alpha_bar)
 
 
