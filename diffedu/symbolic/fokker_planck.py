@@ -20,12 +20,17 @@ import functools
 import sympy as sp
 
 from ._core import Derivation, x_0
-from .processes import DOT_NAMES, FAMILIES, dots, pf_ode, sde_from_s_sigma, t
+from .processes import DOT_NAMES, FAMILIES, Paren, Prod, Seq, dots, pf_ode, sde_from_s_sigma, t
 from .score import NAMES, denoiser_minimiser, m, normal, sig, v0, x
 
 s, sigma = sp.Function("s")(t), sp.Function("sigma")(t)
 P = sp.Function("p")(x, t)  # the density, for displaying the equations
 F, G, U = sp.symbols("f g u")
+S_X = sp.Symbol("S_x")  # d log p / dx, for display
+# the two equations as displayed (Seq, Paren, Prod keep the order and the brackets; display only)
+FOKKER_PLANCK = sp.Eq(sp.Derivative(P, t), Seq(-sp.Derivative(Paren(Prod(F, x, P)), x),
+                                               Prod(G**2 / 2, sp.Derivative(P, (x, 2)))))
+CONTINUITY = sp.Eq(sp.Derivative(P, t), -sp.Derivative(Paren(Prod(U, P)), x))
 
 
 def _residuals(L, f=F, g=G, score_sign=1, diffusion=sp.Rational(1, 2)):
@@ -60,7 +65,7 @@ def _pf_ode_fokker_planck(diffusion=sp.Rational(1, 2), score_sign=1) -> Derivati
     p = normal(x, s * x_0, s**2 * (sigma**2 + v0))
     d.step("x = s (y + sigma n) with data y ~ N(x_0, v): the marginal (`p_t_convolution`)", sp.Eq(P, dots(p)))
     d.step("The SDE dx = f x dt + g dw moves its density by the Fokker-Planck equation  [Song eq. 5, App. D.1]",
-           sp.Eq(sp.Derivative(P, t), -sp.Derivative(F * x * P, x) + G**2 / 2 * sp.Derivative(P, (x, 2))))
+           FOKKER_PLANCK)
     d.step("with f = s'/s and g^2 = 2 s^2 sigma sigma' (`sde_from_s_sigma`)",
            sp.Tuple(sp.Eq(F, dots(f)), sp.Eq(G**2, dots(g**2))))
     ell = sp.Function("l")(x, t)
@@ -68,7 +73,7 @@ def _pf_ode_fokker_planck(diffusion=sp.Rational(1, 2), score_sign=1) -> Derivati
     c_ = sp.Function("c")(x, t)
     d.step("Divide each term by p = exp(l), l = log p: the product and chain rules turn the equations into "
            "equations in l", sp.Tuple(sp.Eq(sp.Derivative(P, (x, 2)) / P, sp.diff(ell, x, 2) + sp.diff(ell, x) ** 2),
-                                      sp.Eq(sp.Derivative(c_ * P, x) / P, sp.diff(c_, x) + c_ * sp.diff(ell, x))))
+                                      sp.Eq(sp.Derivative(Paren(Prod(c_, P)), x) / P, sp.diff(c_, x) + c_ * sp.diff(ell, x))))
     d.identity("p_t / p = l_t, d(c p)/dx / p = c_x + c l_x and p_xx / p = l_xx + l_x^2 for p = exp(l)",
                sp.Tuple(*(sp.simplify(e) for e in (sp.diff(q_, t) / q_ - sp.diff(ell, t),
                                                      sp.diff(c_ * q_, x) / q_ - sp.diff(c_, x) - c_ * sp.diff(ell, x),
@@ -78,12 +83,12 @@ def _pf_ode_fokker_planck(diffusion=sp.Rational(1, 2), score_sign=1) -> Derivati
     fp_fg, cont_fg, u_fg, score = _residuals(L, score_sign=score_sign, diffusion=diffusion)
     fp, cont, u = (sp.cancel(e.subs({F: f, G: g})) for e in (fp_fg, cont_fg, u_fg))
     d.step("Divide by p: the log-derivatives are rational in x, s, sigma and their t-derivatives", sp.Eq(
-        sp.Symbol("S_x"), dots(sp.factor(score))))
-    d.names[sp.Symbol("S_x")] = r"\partial_x \log p"
+        S_X, dots(sp.factor(score))))
+    d.names[S_X] = r"\partial_x \log p"
     d.identity("Fokker-Planck: (dp/dt + d(f x p)/dx - g^2/2 d^2p/dx^2) / p = 0", fp, sp.Integer(0))
     d.step("Write the same equation as a flux: g^2/2 d^2p/dx^2 = d/dx (g^2/2 p d log p/dx), so dp/dt = -d(u p)/dx "
            "with the velocity u; the ODE dx/dt = u has the same marginals  [Song eq. 13]",
-           sp.Eq(U, F * x - G**2 / 2 * sp.Symbol("S_x")))
+           sp.Eq(U, Seq(Prod(F, x), -Prod(G**2 / 2, S_X))))
     d.identity("the PF-ODE's continuity equation: (dp/dt + d(u p)/dx) / p = 0", cont, sp.Integer(0))
     d.step("For this p the velocity is", sp.Eq(U, dots(sp.factor(u))))
     # the same u as EDM's a x - b D(x/s; sigma) with the exact Gaussian denoiser
@@ -94,6 +99,8 @@ def _pf_ode_fokker_planck(diffusion=sp.Rational(1, 2), score_sign=1) -> Derivati
     d.step("the exact denoiser of N(x_0, v) data at y = x/s (`denoiser_minimiser`)", sp.Eq(D_sym, dots(D)))
     d.identity("u = a x - b D(x/s; sigma) with pf_ode's a = sigma'/sigma + s'/s, b = sigma' s / sigma  [EDM eq. 4]",
                sp.cancel(u - (ode["a"] * x - ode["b"] * D)), sp.Integer(0))
+    d.step("so the PF-ODE of the SDE is EDM's ODE with the exact denoiser  [EDM eq. 4; `pf_ode`]",
+           sp.Eq(U, Seq(Prod(Paren(*sp.Add.make_args(dots(ode["a"]))), x), -Prod(dots(ode["b"]), D_sym))))
     d.result.update(p=p, score=score, u=u, fp_residual=fp, continuity_residual=cont, D=D)
     for name, (s_fam, sigma_fam) in FAMILIES.items():
         # the family's own f, g (as `sde_from_s_sigma` derived them for it, and Process.f/g compute them)
@@ -106,8 +113,7 @@ def _pf_ode_fokker_planck(diffusion=sp.Rational(1, 2), score_sign=1) -> Derivati
         d.result[f"{name}.p"], d.result[f"{name}.u"] = family(p), family(u_fg)
     d.conclude("N(s x_0, s^2 (sigma^2 + v)) solves the SDE's Fokker-Planck equation, and the PF-ODE dx/dt = u "
                "transports the same density  [Song eq. 13]",
-               (sp.Eq(sp.Derivative(P, t), -sp.Derivative(F * x * P, x) + G**2 / 2 * sp.Derivative(P, (x, 2))),
-                sp.Eq(sp.Derivative(P, t), -sp.Derivative(U * P, x))))
+               (FOKKER_PLANCK, CONTINUITY))
     return d
 
 

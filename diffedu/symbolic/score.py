@@ -6,7 +6,7 @@ same densities, scores and denoisers numerically and tests/test_symbolic_score.p
 Each public derivation is a private builder called with the right inputs; the tests call the builders
 with a wrong one (variance sigma instead of sigma^2, a dropped s^{-d}, a flipped Tweedie sign, D = y)
 and see `verify()` report it.  Symbols a caller lambdifies are module-level: x, y, z, m, v0 (the data
-variance, shown as v), sig (EDM's sigma, named sigma_n), s, x_1, x_2, m_1, m_2, s_1, s_2, w_1.
+variance, shown as v), sig (EDM's sigma, named sigma_n), s, x_1, x_2, m_1, m_2, s_1, s_2, w_1, mu, M_2, D.
 Imports: functools, sympy, ._core.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ v0 = sp.Symbol("v_0", positive=True)        # the data variance v ("v" is the ca
 sig = sp.Symbol("sigma_n", positive=True)   # EDM's noise level sigma (not _core.sigma, DDPM's reverse std)
 s, s_1, s_2, w_1 = sp.symbols("s s_1 s_2 w_1", positive=True)  # scale s(t); component stds; weight of component 1
 A, B, C = sp.symbols("A B C", real=True)
+mu, M_2, D = sp.symbols("mu M_2 D", real=True)  # E[y | x], E[y^2 | x] and the denoiser's value at one x
 p, q, N, Q = (sp.Function(n) for n in ("p", "q", "N", "Q"))
 NAMES = {v0: "v", sig: r"\sigma"}
 
@@ -34,13 +35,6 @@ def normal(u, mean, var):
 def _log_zero(lhs, rhs):
     """log lhs - log rhs with every log split, so is_zero sees a rational function of the logs."""
     return sp.expand(sp.expand_log(sp.log(lhs) - sp.log(rhs), force=True))
-
-
-def _exp_free(expr):
-    """expr with each exp(...) replaced by a fresh symbol, then cancelled: 0 only if expr is 0 (a difference
-    that cancels with the exponentials as unknowns vanishes for every value they take)."""
-    atoms = sorted(sp.sympify(expr).atoms(sp.exp), key=sp.default_sort_key)
-    return sp.cancel(expr.xreplace({a: sp.Dummy(f"e{i}", positive=True) for i, a in enumerate(atoms)}))
 
 
 def _numerator(expr):
@@ -80,8 +74,7 @@ def _p_t_convolution(noise_var=lambda sg: sg**2, jacobian: bool = True) -> Deriv
     n_var = noise_var(sig)
     d.step("x = s (y + sigma n) with y ~ p_data, n ~ N(0, I) independent: z = y + sigma n has the density of a sum, "
            "the convolution q = p_data * N(0, sigma^2)", sp.Eq(q(z), sp.Integral(p(y) * N(z - y), (y, -sp.oo, sp.oo))))
-    cdf = Q(x / s)
-    density = sp.diff(cdf, x)
+    density = sp.diff(Q(x / s), x)
     d.step("x = s z: P(x_t <= x) = Q(x/s) with Q the distribution function of z; differentiate in x",
            sp.Eq(p(x), density.subs(density.atoms(sp.Subs).pop(), q(x / s))))
     factor = 1 / s if jacobian else sp.Integer(1)
@@ -172,7 +165,7 @@ def _tweedie(form=tweedie_score) -> Derivation:
         dens[n_k] = conv.subs({z: x, m: m_k, v0: s_k**2})  # N(x; m_k, s_k^2 + sigma^2), from p_t_convolution
         d.step(f"component {m_k} convolves to", sp.Eq(n_k, dens[n_k]))
         d.identity(f"d/dx of component {m_k}'s density = n (m - x)/(s^2 + sigma^2), the rule the chain rule uses",
-                   _exp_free(sp.diff(dens[n_k], x) - (_dx(n_k) - sp.diff(n_k, x)).subs(n_k, dens[n_k])), sp.Integer(0))
+                   sp.diff(dens[n_k], x), (_dx(n_k) - sp.diff(n_k, x)).subs(n_k, dens[n_k]))
     p_n = sum(w_k * n_k for n_k, _, _, w_k in MIXTURE)
     mean_n = sum(w_k * n_k * means[n_k] for n_k, _, _, w_k in MIXTURE) / p_n
     resp = tuple(w_k * n_k / p_n for n_k, _, _, w_k in MIXTURE)
@@ -209,10 +202,11 @@ def tweedie() -> Derivation:
 def _denoiser_minimiser(candidate=None) -> Derivation:
     """The builder; candidate is the claimed minimiser (None: solve for it); candidate = y, the EDM notes' "ideal
     D = y", fails the stationarity and the minimum-loss checks."""
-    mu, M_2, Dd, J, V, P = sp.symbols("mu M_2 D J V P", real=True)
+    Dd, (J, V, P, J_0, J_y, S) = D, sp.symbols("J V P J_0 J_y S", real=True)
     d = Derivation("The ideal denoiser is the posterior mean E[y | y + n = x], not y  [EDM eq. 2; EDM notes §1.3]",
                    names={**NAMES, mu: r"\mathbb{E}[y\mid x]", M_2: r"\mathbb{E}[y^2\mid x]", Dd: r"D(x;\sigma)",
-                          J: r"J(D)", V: r"\operatorname{Var}(y\mid x)", P: r"p(y\mid x)"})
+                          J: r"J(D)", V: r"\operatorname{Var}(y\mid x)", P: r"p(y\mid x)", J_0: r"\min_D J",
+                          J_y: r"\frac{dJ}{dD}\Big|_{D = y}", S: r"\nabla_x \log p(x;\sigma)"})
     d.step("E ||D(y + n; sigma) - y||^2 = E_x [ int (D(x) - y)^2 p(y | x) dy ]: D(x) is one number per x, chosen "
            "pointwise", sp.Eq(J, sp.Integral((Dd - y) ** 2 * P, (y, -sp.oo, sp.oo))))
     poly = sp.Poly(sp.expand((Dd - y) ** 2), y)
@@ -223,8 +217,7 @@ def _denoiser_minimiser(candidate=None) -> Derivation:
     best = sp.solve(grad, Dd)[0] if candidate is None else candidate
     d.step("dJ/dD = 0", sp.Eq(sp.Derivative(J, Dd), grad))
     d.step("[EDM notes] 'ideally D(y + n; sigma) = y': but D sees only x, and at D = y the slope is not 0 "
-           "(y varies under p(y | x) while D(x) cannot)", sp.Eq(sp.Symbol("J_y"), grad.subs(Dd, y)))
-    d.names[sp.Symbol("J_y")] = r"\frac{dJ}{dD}\Big|_{D = y}"
+           "(y varies under p(y | x) while D(x) cannot)", sp.Eq(J_y, grad.subs(Dd, y)))
     d.identity("dJ/dD = 0 at D* = E[y | x]", grad.subs(Dd, best), sp.Integer(0))
     d.identity("d^2J/dD^2 = 2 > 0: a minimum", sp.diff(loss, Dd, 2), sp.Integer(2))
     d.identity("J(D) - J(D*) = (D - D*)^2: every other D loses exactly its squared distance to D*",
@@ -244,16 +237,13 @@ def _denoiser_minimiser(candidate=None) -> Derivation:
     means, variances, mean_n = tw["component_means"], tw["component_variances"], tw["posterior_mean_n"]
     var_n = sum(w_k * n_k * (variances[n_k] + means[n_k] ** 2) for n_k, _, _, w_k in MIXTURE) / tw["p_n"] - mean_n**2
     d.step("Tweedie (`tweedie`) turns the minimiser into the score: D* = x + sigma^2 grad log p(x; sigma), which is "
-           "how the PF-ODE replaces its score by D  [EDM eq. 3-4]",
-           sp.Eq(Dd, x + sig**2 * sp.Symbol("S")))
-    d.names[sp.Symbol("S")] = r"\nabla_x \log p(x;\sigma)"
+           "how the PF-ODE replaces its score by D  [EDM eq. 3-4]", sp.Eq(Dd, x + sig**2 * S))
     d.identity("mixture: D* = E[y | x] = x + sigma^2 d/dx log p(x; sigma)",
                _numerator(mean_n - x - sig**2 * tw["score_n"]), sp.Integer(0))
     d.identity("mixture: the minimum loss Var(y | x) = sigma^2 (1 + sigma^2 d^2/dx^2 log p)  (Tweedie, second order)",
                _numerator(var_n - sig**2 * (1 + sig**2 * _dx(tw["score_n"]))), sp.Integer(0))
     d.conclude("The loss is minimised by the posterior mean, and its minimum is the posterior variance, not 0  "
-               "[EDM eq. 2-3]", (sp.Eq(Dd, mu), sp.Eq(J.subs(J, sp.Symbol("J_0")), V)))
-    d.names[sp.Symbol("J_0")] = r"\min_D J"
+               "[EDM eq. 2-3]", (sp.Eq(Dd, mu), sp.Eq(J_0, V)))
     d.result.update(J=loss, D_star=best, min_loss=loss.subs(Dd, best), excess=sp.factor(loss - loss.subs(Dd, best)),
                     **{"gaussian.D": g_mean, "gaussian.posterior_variance": g_var,
                        "posterior_variance": var_n.subs(tw["densities"]), "D": tw["posterior_mean"],
