@@ -1,5 +1,5 @@
 """Citations resolve: every `[KEY eq. N]`-style tag in the package, the notebooks and the tests names a key of
-REFERENCES.md."""
+REFERENCES.md, and the notebooks cite the source documents by key, never as "seed 00N"."""
 import pathlib
 import re
 
@@ -42,3 +42,8 @@ def test_every_located_citation_names_a_reference_key():
 
 def test_the_tag_pattern_finds_a_citation():
     assert TAG.findall("see [DDIM eq. 12] and [EDM notes §1.2] and [Nobody Alg. 3]") == ["DDIM", "EDM notes", "Nobody"]
+
+
+def test_notebooks_cite_sources_by_key():
+    for path in (ROOT / "notebooks" / "src").glob("*.py"):
+        assert not re.search(r"seed\s*`?0\d\d", path.read_text()), f"{path.name} cites a source as 'seed 00N'"

@@ -137,7 +137,7 @@ def test_posterior_variance_with_one_plus_is_caught():
 
 # ---- the derivations' checked identities ----------------------------------------------------------
 
-@pytest.mark.parametrize("derivation", S.DERIVATIONS, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("derivation", S.DERIVATIONS.values(), ids=lambda d: d.__name__)
 def test_derivation_identities_hold(derivation):
     d = derivation()
     assert d.identities and d.verify() == []

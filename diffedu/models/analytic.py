@@ -114,6 +114,22 @@ class GaussianMixture:
         # sum_k r_k mu_k (1 - shrink_k) + x sum_k r_k shrink_k
         return ((r * (1 - shrink)) @ mu + (r * shrink).sum(1, keepdim=True) * x).to(dtype)
 
+    def posterior_sample(self, x: torch.Tensor, sigma, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One exact draw x_0 ~ p(x_0 | x_0 + sigma eps = x) per row: a component k ~ r_k(x), then
+        N(mu_k + s_k^2/(s_k^2 + sigma^2)(x - mu_k), s_k^2 sigma^2/(s_k^2 + sigma^2) I).  [UDM eq. 3; Bayes per component]
+
+        Its mean over draws is `denoiser(x, sigma)`; sigma = 0 returns x.  Randomness comes from
+        `generator` only (on x's device), drawn in x's working dtype.
+        """
+        dtype, x = x.dtype, self._work(x)
+        log_joint, var = self._log_joint(x, sigma)
+        k = torch.multinomial(torch.softmax(log_joint, dim=1), 1, generator=generator).squeeze(1)   # (N,)
+        mu, s, _ = self._like(x)
+        var_k = var[k] if var.dim() == 1 else var.gather(1, k[:, None]).squeeze(1)                # (N,)
+        shrink = (s[k] ** 2 / var_k)[:, None]
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        return (mu[k] + shrink * (x - mu[k]) + (s[k, None] ** 2 * (1 - shrink)).sqrt() * z).to(dtype)
+
     def score(self, x: torch.Tensor, sigma) -> torch.Tensor:
         """grad_x log p_sigma(x) = (D(x, sigma) - x) / sigma^2 = sum_k r_k (mu_k - x)/(s_k^2 + sigma^2).  [EDM eq. 3]"""
         dtype, x = x.dtype, self._work(x)

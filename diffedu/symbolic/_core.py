@@ -137,23 +137,54 @@ def rel_err(a, b) -> np.ndarray:
     return np.where(np.isfinite(a) & np.isfinite(b), err, np.inf)
 
 
+# LaTeX for symbols by *name*, so a symbol made anywhere (sp.Symbol("eps_hat")) renders as the papers
+# write it.  A derivation's own `names` override these; `LATEX` (by symbol) covers the canonical ones.
+NAME_LATEX = {
+    "alpha_bar": r"\bar\alpha", "alpha_bar_t": r"\bar\alpha_t", "alpha_bar_prev": r"\bar\alpha_{t-1}",
+    "alpha_bar_s": r"\bar\alpha_s", "alpha_bar_next": r"\bar\alpha_{\mathrm{next}}",
+    "eps": r"\epsilon", "eps_hat": r"\hat\epsilon", "e_hat": r"\hat\epsilon", "eps_theta": r"\epsilon_\theta",
+    "x0_hat": r"\hat x_0", "x_prev": r"x_{\mathrm{prev}}", "x_next": r"x_{\mathrm{next}}",
+    "y_next": r"y_{\mathrm{next}}", "y_prev": r"y_{\mathrm{prev}}", "D_hat": r"\hat D",
+    "sigma_next": r"\sigma_{\mathrm{next}}", "sigma_data": r"\sigma_{\mathrm{data}}", "sigma_tilde": r"\tilde\sigma",
+    "sigma_n": r"\sigma", "sigma_p": r"\sigma", "sigma_level": r"\sigma", "beta_tilde": r"\tilde\beta_t",
+    "beta_tilde_t": r"\tilde\beta_t", "mu_tilde": r"\tilde\mu_t", "mu_tilde_t": r"\tilde\mu_t",
+    "mu_theta": r"\mu_\theta", "beta_min": r"\beta_{\min}", "beta_max": r"\beta_{\max}",
+    "eta_max": r"\eta_{\max}", "c_skip": r"c_{\mathrm{skip}}", "c_out": r"c_{\mathrm{out}}", "c_in": r"c_{\mathrm{in}}",
+    "c_noise": r"c_{\mathrm{noise}}", "Var": r"\operatorname{Var}", "E": r"\mathbb{E}", "KL": r"\mathrm{KL}",
+    "L_simple": r"L_{\mathrm{simple}}", "SNR": r"\mathrm{SNR}", "SNR_t": r"\mathrm{SNR}_t", "score": r"\nabla\log q(x_t)",
+    "V_prev": r"V_{t-1}", "V_t": r"V_t", "delta": r"\delta", "lambda": r"\lambda", "p_data": r"p_{\mathrm{data}}",
+}
+
+
 def latex(expr, names: dict | None = None) -> str:
-    """LaTeX with the papers' symbols (LATEX, overridden by names)."""
-    return sp.latex(expr, symbol_names={**LATEX, **(names or {})})
+    """LaTeX with the papers' symbols: NAME_LATEX by symbol name, then LATEX, then `names` (by symbol)."""
+    expr = sp.sympify(expr)
+    by_name = {s: NAME_LATEX[s.name] for s in getattr(expr, "free_symbols", ()) if s.name in NAME_LATEX}
+    return sp.latex(expr, symbol_names={**by_name, **LATEX, **(names or {})})
+
+
+def _boxed(expr, names) -> str:
+    """\\boxed{...} around an equation; a tuple of results is boxed one by one."""
+    if isinstance(expr, (sp.Tuple, tuple, list)):
+        return r",\quad ".join(_boxed(e, names) for e in expr)
+    return r"\boxed{" + latex(expr, names) + "}"
 
 
 @dataclasses.dataclass
 class Derivation:
-    """A derivation: named results, the (explanation, expression) steps, and checked identities.
+    """A derivation: the (explanation, expression) steps, checked identities, and its conclusion.
 
     `identities` holds (explanation, lhs, rhs); `verify()` lists those that fail: sympy
     expressions are compared with `is_zero(lhs - rhs)`, anything else (sets, booleans) with ==.
+    `conclusions` holds (sentence, expression): what the derivation proves, shown boxed at the end.
     """
     title: str
     steps: list = dataclasses.field(default_factory=list)
     result: dict = dataclasses.field(default_factory=dict)
     identities: list = dataclasses.field(default_factory=list)
     names: dict = dataclasses.field(default_factory=dict)
+    conclusions: list = dataclasses.field(default_factory=list)
+    _verdicts: tuple = dataclasses.field(default=(), repr=False, compare=False)
 
     def step(self, text: str, expr) -> None:
         self.steps.append((text, expr))
@@ -161,32 +192,57 @@ class Derivation:
     def identity(self, text: str, lhs, rhs) -> None:
         self.identities.append((text, lhs, rhs))
 
+    def conclude(self, text: str, expr) -> None:
+        """Record what the derivation proves: a sentence and the displayed result (an Eq, or a tuple of them)."""
+        self.conclusions.append((text, expr))
+
+    def checks(self) -> list[tuple[str, bool]]:
+        """(explanation, holds) for each identity, computed once per set of identities."""
+        key = tuple(map(id, self.identities))
+        if not self._verdicts or self._verdicts[0] != key:
+            verdicts = []
+            for text, lhs, rhs in self.identities:
+                if isinstance(lhs, sp.Expr) and isinstance(rhs, sp.Expr):
+                    verdicts.append((text, is_zero(lhs - rhs)))
+                else:
+                    verdicts.append((text, bool(lhs == rhs)))
+            self._verdicts = (key, verdicts)
+        return list(self._verdicts[1])
+
     def verify(self) -> list[str]:
         """Explanations of the identities that do not hold (empty when all hold)."""
-        bad = []
-        for text, lhs, rhs in self.identities:
-            if isinstance(lhs, sp.Expr) and isinstance(rhs, sp.Expr):
-                ok = is_zero(lhs - rhs)
-            else:
-                ok = bool(lhs == rhs)
-            if not ok:
-                bad.append(f"{text}: {lhs} != {rhs}")
-        return bad
+        return [f"{text}: {lhs} != {rhs}" for (text, ok), (_, lhs, rhs) in zip(self.checks(), self.identities)
+                if not ok]
+
+    def _verdict_lines(self) -> list[str]:
+        return [f"- {'✓' if ok else '✗'} {text}: **{'verified' if ok else 'FAILS'}**" for text, ok in self.checks()]
 
     def _repr_markdown_(self) -> str:
         lines = [f"**{self.title}**", ""]
         for i, (text, expr) in enumerate(self.steps, 1):
             lines += [f"{i}. {text}", "", f"$$ {latex(expr, self.names)} $$", ""]
+        if self.identities:
+            lines += ["**Checked**", "", *self._verdict_lines(), ""]
+        for text, expr in self.conclusions:
+            lines += [f"**Conclusion.** {text}", "", f"$$ {_boxed(expr, self.names)} $$", ""]
         return "\n".join(lines)
 
     def show(self) -> None:
-        """Display the steps in a notebook, one Math block each."""
+        """Display the steps (one Math block each), every checked identity with its verdict, and the
+        conclusion, boxed."""
         from IPython.display import Markdown, Math, display
 
         display(Markdown(f"**{self.title}**"))
-        for text, expr in self.steps:
-            display(Markdown(text))
+        for i, (text, expr) in enumerate(self.steps, 1):
+            display(Markdown(f"{i}. {text}"))
             display(Math(latex(expr, self.names)))
+        if self.identities:
+            display(Markdown("\n".join(["**Checked**", "", *self._verdict_lines()])))
+        for text, expr in self.conclusions:
+            display(Markdown(f"**Conclusion.** {text}"))
+            display(Math(_boxed(expr, self.names)))
 
     def __str__(self) -> str:
-        return "\n".join([self.title] + [f"  {t}: {e}" for t, e in self.steps])
+        lines = [self.title] + [f"  {t}: {e}" for t, e in self.steps]
+        lines += [f"  [{'verified' if ok else 'FAILS'}] {t}" for t, ok in self.checks()]
+        return "\n".join(lines + [f"  => {t}: {e}" for t, e in self.conclusions])

@@ -5,7 +5,9 @@ The rule "independent Gaussians add their variances" is itself derived here, fro
 generating functions, and `gaussian_moments` reuses it for DDIM's marginal-matching argument.
 PAIRS holds the coefficient functions of diffedu.forward and diffedu.schedules (ve_sigma, snr,
 beta_from_alpha_bar, with which Schedule builds its tables) against these derivations; WAIVERS names
-their modules' public functions that are not closed forms.
+their modules' public functions that are not closed forms.  The VE noise level is displayed
+sigma^VE_t (`sched.sigma`), so that sigma_t keeps its meaning of DDPM's reverse standard deviation;
+`Normal(mean, variance)` displays N(mean, variance) in the boxed conclusions.
 Imports: sympy, diffedu.forward, diffedu.schedules, ._core, .pairing.
 """
 from __future__ import annotations
@@ -20,6 +22,14 @@ from ._core import Derivation, alpha_bar_prev, alpha_bar_t, alpha_t, beta_t, x_0
 from .pairing import Pair
 
 _u = sp.Symbol("u", real=True)
+
+
+class Normal(sp.Function):
+    """N(mean, variance) for display only: renders as \\mathcal{N}(mean, variance); never evaluated."""
+    nargs = 2
+
+    def _latex(self, printer):
+        return r"\mathcal{N}\left(%s,\ %s\right)" % tuple(printer._print(a) for a in self.args)
 
 
 def cumulant_gf(coef) -> sp.Expr:
@@ -88,6 +98,10 @@ def merge_gaussians() -> Derivation:
     d.identity("Merged variance (1 - alpha_t) + alpha_t (1 - alpha_bar_{t-1}) = 1 - alpha_t alpha_bar_{t-1}",
                merged, 1 - alpha_t * alpha_bar_prev)
     d.identity("Mean coefficient sqrt(alpha_t) sqrt(alpha_bar_{t-1}) = sqrt(alpha_bar_t)", mean_coef, sp.sqrt(alpha_bar_t))
+    q_t = sp.Symbol("q")
+    d.names[q_t] = r"q(x_t \mid x_0)"
+    d.conclude("Any t in one jump from x_0: the marginal of the chain is Gaussian  [DDPM eq. 4]",
+               sp.Eq(q_t, Normal(mean_coef * x_0, variance)))
     d.result.update(mean_coef=mean_coef, variance=variance, merged_variance=merged,
                     q_mean=mean_coef * x_0, merge_rule=var_ab, step_variance=step_variance)
     return d
@@ -101,20 +115,23 @@ def noise_levels() -> Derivation:
     mean_coef^2 / variance, beta = beta_t in alpha_bar_t, alpha_bar_{t-1}.
     """
     q = merge_gaussians().result
-    d = Derivation("The noise level, the SNR and beta_t, all from alpha_bar_t  [EDM Tab. 1, VDM eq. 3, iDDPM eq. 17]")
+    var_y, sigma_ve_t, snr_t = sp.symbols("V_y sigma_ve SNR_t", positive=True)
+    # sigma^VE_t is the VE noise level (`sched.sigma`); sigma_t stays DDPM's reverse standard deviation
+    d = Derivation("The noise level, the SNR and beta_t, all from alpha_bar_t  [EDM Tab. 1, VDM eq. 3, iDDPM eq. 17]",
+                   names={var_y: r"\operatorname{Var}[y]", sigma_ve_t: r"\sigma^{\mathrm{VE}}_t"})
     e = sp.Symbol("epsilon", real=True)
     x_marg = q["mean_coef"] * x_0 + sp.sqrt(q["variance"]) * e
     d.step("q(x_t | x_0) by merging Gaussians [DDPM eq. 4]", sp.Eq(x_t, x_marg))
     y_mean, y_var = gaussian_moments(x_marg / q["mean_coef"], [e])
     d.step("Divide by the mean coefficient: y = x_t / sqrt(alpha_bar_t) has mean x_0 and variance",
-           sp.Eq(sp.Symbol("Var_y"), y_var))
+           sp.Eq(var_y, sp.together(y_var)))
     s_ = sp.Symbol("s", real=True)
     sigma_ve = next(r for r in sp.solve(sp.Eq(s_**2, y_var), s_) if not r.could_extract_minus_sign())
-    d.step("So y = x_0 + sigma eps with the noise level sigma = sqrt(Var_y) > 0  [EDM Tab. 1, DDIM eq. 14]",
-           sp.Eq(sp.Symbol("sigma_t"), sigma_ve))
+    d.step("So y = x_0 + sigma^VE_t eps with the VE noise level sigma^VE_t = sqrt(Var[y]) > 0  [EDM Tab. 1, DDIM eq. 14]",
+           sp.Eq(sigma_ve_t, sigma_ve))
     snr = q["mean_coef"] ** 2 / q["variance"]
     d.step("The signal-to-noise ratio: squared signal coefficient over noise variance  [VDM eq. 3]",
-           sp.Eq(sp.Symbol("SNR_t"), snr))
+           sp.Eq(snr_t, snr))
     # alpha_t from matching the merged variance 1 - alpha_t alpha_bar_{t-1} with 1 - alpha_bar_t
     alpha_sol = sp.solve(sp.Eq(q["merged_variance"], q["variance"]), alpha_t)[0]
     d.step("Merging one step onto q(x_{t-1} | x_0) must give 1 - alpha_bar_t: solve for alpha_t",
@@ -123,10 +140,13 @@ def noise_levels() -> Derivation:
     d.step("beta_t, the variance of one step of the chain, in alpha_bar alone  [DDPM eq. 2, iDDPM eq. 17]",
            sp.Eq(beta_t, beta))
     d.identity("y has mean x_0", y_mean, x_0)
-    d.identity("SNR = 1 / sigma^2", snr, 1 / sigma_ve**2)
-    d.identity("alpha_bar = 1 / (1 + sigma^2)", 1 / (1 + sigma_ve**2), alpha_bar_t)
+    d.identity("SNR = 1 / (sigma^VE_t)^2", snr, 1 / sigma_ve**2)
+    d.identity("alpha_bar = 1 / (1 + (sigma^VE_t)^2)", 1 / (1 + sigma_ve**2), alpha_bar_t)
     d.identity("the step variance is 1 - alpha_t", q["step_variance"], 1 - alpha_t)
     d.identity("alpha_bar_t = (1 - beta_t) alpha_bar_{t-1}", (1 - beta) * alpha_bar_prev, alpha_bar_t)
+    d.conclude("alpha_bar_t alone fixes the VE noise level, the SNR (= 1/(sigma^VE_t)^2) and the step variance "
+               "[EDM Tab. 1, VDM eq. 3, iDDPM eq. 17]",
+               sp.Tuple(sp.Eq(sigma_ve_t, sigma_ve), sp.Eq(snr_t, snr), sp.Eq(beta_t, beta)))
     d.result.update(sigma=sigma_ve, snr=snr, beta=beta, alpha=alpha_sol)
     return d
 

@@ -17,6 +17,16 @@ from .pairing import Pair
 from .posterior import log_normal
 
 
+def _display(expr):
+    """One fraction over the common root, its numerator collected in x_t, x_0, eps, v and the score:
+    (x_t - sqrt(1 - ab) eps) / sqrt(ab) rather than a sum of two fractions (display only)."""
+    num, den = sp.fraction(sp.together(expr))
+    num = sp.collect(sp.expand(num), [x_t, x_0, eps, v, score])
+    if den == 1 or not num.is_Add:
+        return expr
+    return sp.Mul(num, sp.Pow(den, -1), evaluate=False)
+
+
 @functools.lru_cache(maxsize=None)
 def parameterisations() -> Derivation:
     """Solve x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps, v = sqrt(ab) eps - sqrt(1 - ab) x_0 and
@@ -31,12 +41,14 @@ def parameterisations() -> Derivation:
     # Tweedie: grad log q(x_t) = E[grad_{x_t} log q(x_t | x_0) | x_t]; the conditional score is linear
     # in eps, so the marginal score is the same expression with eps replaced by E[eps | x_t].
     cond_score = sp.diff(log_normal(x_t, sp.sqrt(ab) * x_0, 1 - ab), x_t)
-    s_cond = sp.Symbol("s_cond")
-    d.names[s_cond] = r"\nabla_{x_t}\log q(x_t \mid x_0)"
-    d.step("Conditional score grad_{x_t} log q(x_t | x_0)", sp.Eq(s_cond, cond_score))
+    s_c = sp.Symbol("s_c")
+    d.names[s_c] = r"\nabla\log q(x_t \mid x_0)"
+    d.step(r"Conditional score $\nabla_{x_t}\log q(x_t \mid x_0)$ of the Gaussian [DDPM eq. 4]",
+           sp.Eq(s_c, _display(cond_score)))
     cond_score_eps = sp.simplify(cond_score.subs(x_t, forward.rhs))
-    d.step("At x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps it is linear in eps; Tweedie: score = E[that | x_t]  [Song eq. 9]",
-           sp.Eq(score, cond_score_eps))
+    d.step(r"At $x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}\,\epsilon$ it is linear in $\epsilon$; "
+           r"Tweedie: the score is its mean given $x_t$, so $\epsilon$ becomes $\mathbb{E}[\epsilon \mid x_t]$, which "
+           "is what an eps-network predicts  [Song eq. 9]", sp.Eq(score, cond_score_eps))
     tweedie = sp.Eq(score, cond_score_eps)
 
     def solve(eqs, unknowns, target):
@@ -52,9 +64,11 @@ def parameterisations() -> Derivation:
         eps_from_score=solve([tweedie], [eps], eps),
         x0_from_score=solve([forward, tweedie], [x_0, eps], x_0),
     )
+    shown = dict(x0="$x_0$", eps=r"$\epsilon$", v="$v$", score=r"the score $\nabla\log q(x_t)$")
     for name, expr in r.items():
         target, source = name.split("_from_")
-        d.step(f"Solve for {target} given {source}", sp.Eq(SYMBOLS[target.replace("x0", "x_0")], expr))
+        d.step(f"Solve for {shown[target]} given {shown[source]}",
+               sp.Eq(SYMBOLS[target.replace("x0", "x_0")], _display(expr)))
     d.identity("Round trip eps -> x_0 -> eps", r["eps_from_x0"].subs(x_0, r["x0_from_eps"]), eps)
     d.identity("Round trip v -> (x_0, eps) -> v",
                r["v_from_eps"].subs(eps, r["eps_from_v"]), v)
@@ -62,6 +76,11 @@ def parameterisations() -> Derivation:
                r["x0_from_eps"].subs(eps, r["eps_from_score"]), r["x0_from_score"])
     d.identity("v^2 + x_t^2 = x_0^2 + eps^2 (a rotation by the angle with cos = sqrt(ab))",
                (velocity.rhs**2 + forward.rhs**2).expand(), (x_0**2 + eps**2))
+    d.conclude(r"Given $x_t$, each of $x_0$, $v$ and the score is an affine function of $\epsilon$ (and back): an "
+               r"eps-network's $\hat\epsilon$ in place of $\epsilon$ gives all of them",
+               sp.Tuple(*(sp.Eq(SYMBOLS[t], _display(r[k])) for t, k in
+                          (("x_0", "x0_from_eps"), ("v", "v_from_eps"), ("score", "score_from_eps"),
+                           ("x_0", "x0_from_score")))))
     d.result.update(r, v=r["v_from_eps"], score=r["score_from_eps"], tweedie_score=cond_score_eps)
     return d
 

@@ -3,7 +3,7 @@ and the slope they take from the derived PF-ODE of EDM's process.  [EDM Alg. 1, 
 
 PAIRS holds diffedu.samplers.edm's slope, euler_step and heun_step against these derivations;
 WAIVERS names that module's other public functions.
-Imports: numpy, sympy, diffedu.samplers.edm, ._core, .pairing, .processes.
+Imports: functools, numpy, sympy, diffedu.samplers.edm, ._core, .pairing, .processes.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sympy as sp
 from ..samplers import edm as SE
 from ._core import Derivation
 from .pairing import Pair, log_uniform
-from .processes import pf_ode
+from .processes import Frac, Paren, Prod, Seq, pf_ode
 from .processes import t as t_process
 
 t_i, t_next = sp.symbols("t_i t_i1", positive=True)  # the step goes from t_i to t_next (t = sigma for EDM)
@@ -23,30 +23,32 @@ x, D, d, d_next = sp.symbols("x D d d_next", real=True)  # state, denoiser outpu
 _X = sp.Function("x")  # the exact solution x(t)
 
 
-@functools.lru_cache(maxsize=None)
-def ode_steps() -> Derivation:
-    """Euler x + h d and Heun x + h (d + d_next)/2 for dx/dt = d, h = t_next - t_i; EDM's slope.  [EDM Alg. 1]
-
-    result: slope = dx/dsigma of the PF-ODE with s = 1, sigma = t, in x, D, t_i; euler; heun.
-    """
-    dd = Derivation("Euler and Heun steps of dx/dt, and the slope of EDM's PF-ODE  [EDM Alg. 1, eq. 3-4]")
-    dd.names = {t_i: "t_i", t_next: "t_{i+1}", d_next: "d'"}
+def _ode_steps(euler_order: int = 1) -> Derivation:
+    """The builder; euler_order = 0 keeps only x(t_i) of the Taylor series (a wrong step: the order check fails)."""
+    h_, x_E, x_H = sp.symbols("h x_E x_H", real=True)
+    dd = Derivation("Euler and Heun steps of dx/dt, and the slope of EDM's PF-ODE  [EDM Alg. 1, eq. 3-4]",
+                    names={t_i: "t_i", t_next: "t_{i+1}", d_next: "d'", x_E: r"x^{\mathrm{Euler}}_{i+1}",
+                           x_H: r"x^{\mathrm{Heun}}_{i+1}"})
     h = t_next - t_i
     taylor = [sp.diff(_X(t_i), t_i, k) * h**k / sp.factorial(k) for k in range(3)]
-    dd.step("Taylor: x(t_{i+1}) = x(t_i) + h x'(t_i) + h^2/2 x''(t_i) + O(h^3) with h = t_{i+1} - t_i",
-            sp.Eq(_X(t_next), sum(taylor)))
+    dd.step("Taylor, with the step h = t_{i+1} - t_i: x(t_{i+1}) = x(t_i) + h x'(t_i) + h^2/2 x''(t_i) + O(h^3)",
+            sp.Eq(_X(t_next), Seq(_X(t_i), Prod(h_, sp.diff(_X(t_i), t_i)), Prod(Frac(h_**2, 2), sp.diff(_X(t_i), t_i, 2)))))
     # x'(t_i) = d, the slope at (x, t_i)
-    euler = (taylor[0] + taylor[1]).subs(sp.Derivative(_X(t_i), t_i), d).subs(_X(t_i), x)
+    euler = sum(taylor[: euler_order + 1]).subs(sp.Derivative(_X(t_i), t_i), d).subs(_X(t_i), x)
+    euler_shown = Seq(x, Prod(h_, d))
     dd.step("Euler: keep the first order, with x'(t_i) = d the slope at (x, t_i)  [EDM Alg. 1 l. 6]",
-            sp.Eq(sp.Symbol("x_next"), euler))
+            sp.Eq(x_E, euler_shown))
 
     u = sp.Symbol("u", real=True)  # time inside the step
     line = d + (d_next - d) * (u - t_i) / h  # the slope, linear between d at t_i and d_next at t_{i+1}
     dd.step("x(t_{i+1}) = x(t_i) + int x'(u) du; replace x' by the line through d at t_i and d' at t_{i+1}",
-            sp.Eq(sp.Symbol("x_next"), x + sp.Integral(line, (u, t_i, t_next))))
+            sp.Eq(x_H, Seq(x, sp.Integral(Paren(d, Prod(Paren(d_next, -d), Frac(Seq(u, -t_i), h_))), (u, t_i, t_next)))))
     heun = sp.factor(sp.integrate(line, (u, t_i, t_next))) + x
+    heun_shown = Seq(x, Prod(Frac(h_, 2), Paren(d, d_next)))
     dd.step("Integrate: the trapezoid rule, Heun's method when d' is the slope at the Euler prediction  "
-            "[EDM Alg. 1 l. 7-8]", sp.Eq(sp.Symbol("x_next"), heun))
+            "[EDM Alg. 1 l. 7-8]", sp.Eq(x_H, heun_shown))
+    dd.identity("the Euler step shown is the one derived: x + h d", euler, x + h * d)
+    dd.identity("the Heun step shown is the one derived: x + h (d + d')/2", heun, x + h * (d + d_next) / 2)
 
     c0, c1, c2, lam = sp.symbols("c_0 c_1 c_2 lambda", real=True)
     quad = c0 + c1 * u + c2 * u**2
@@ -65,10 +67,22 @@ def ode_steps() -> Derivation:
     a, b = (pf[f"EDM.{k}"].subs(t_process, t_i) for k in ("a", "b"))
     slope = a * x - b * D
     dd.step("EDM's process (s = 1, sigma = t): the derived PF-ODE dx/dt = a x - b D(x; t) at t = t_i  [EDM eq. 4]",
-            sp.Eq(sp.Symbol("d"), slope))
+            sp.Eq(d, sp.factor(slope)))
+    slope_shown = Frac(Seq(x, -D), t_i)
     dd.identity("... which is (x - D) / sigma  [EDM eq. 3]", slope, (x - D) / t_i)
+    dd.conclude("One Euler step (first order), one Heun step (second order), and the slope both take  "
+                "[EDM Alg. 1, eq. 3]", sp.Tuple(sp.Eq(x_E, euler_shown), sp.Eq(x_H, heun_shown), sp.Eq(d, slope_shown)))
     dd.result.update(slope=slope, euler=euler, heun=heun)
     return dd
+
+
+@functools.lru_cache(maxsize=None)
+def ode_steps() -> Derivation:
+    """Euler x + h d and Heun x + h (d + d_next)/2 for dx/dt = d, h = t_next - t_i; EDM's slope.  [EDM Alg. 1]
+
+    result: slope = dx/dsigma of the PF-ODE with s = 1, sigma = t, in x, D, t_i; euler; heun.
+    """
+    return _ode_steps()
 
 
 def points(n: int, seed: int) -> dict:

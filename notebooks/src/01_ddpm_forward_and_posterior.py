@@ -18,10 +18,15 @@
 #
 # **By the end you can** merge the one-step chain into $q(x_t \mid x_0)$, see what the linear,
 # cosine and sigmoid schedules do to the signal, derive the posterior $q(x_{t-1} \mid x_t, x_0)$ by
-# Bayes and completing the square, write it with $\epsilon$, see which weights of the ELBO
-# $L_{simple}$ throws away, and sample digits with the shipped UNet, watching $x_t$ and
-# $\hat x_0$ along the way. Every formula is derived with sympy and checked against the function
-# the sampler runs.
+# Bayes and completing the square, write it with $\epsilon$, split the ELBO into
+# $L_T + \sum_t L_{t-1} + L_0$ and see which of its weights $L_{\mathrm{simple}}$ throws away, and
+# sample digits with the shipped UNet, watching $x_t$ and $\hat x_0$ along the way. Every formula is
+# derived with sympy and checked against the function the sampler runs.
+#
+# **Sources.** The derivations follow the DDPM paper [DDPM] and the Chinese paper notes
+# [DDPM notes] (their §2.1-2.5: forward process, posterior, loss); the progressive-generation
+# question comes from the course homework [HW6] (its Question 1). Where a source is wrong, an
+# **Erratum** box says so and a cell checks the right form.
 
 # %%
 import matplotlib.pyplot as plt
@@ -40,8 +45,9 @@ s = S.symbols()
 # ## 1. The forward chain and merging Gaussians
 #
 # One step: $x_t = \sqrt{\alpha_t}\,x_{t-1} + \sqrt{1-\alpha_t}\,\epsilon_t$ with $\alpha_t = 1-\beta_t$
-# [DDPM eq. 2]. Two independent Gaussian terms add their variances, so by induction the whole chain
-# collapses into one step from $x_0$ [DDPM eq. 4]:
+# [DDPM eq. 2]. Two independent Gaussian terms add their variances (the step the [DDPM notes] mark
+# $(*)$, "merging two Gaussians"), so by induction the whole chain collapses into one step from
+# $x_0$ [DDPM eq. 4]:
 
 # %%
 merge = S.merge_gaussians()
@@ -69,8 +75,15 @@ assert abs(x.mean() - mean.item()) < 0.01 and abs(x.var() - var.item()) < 0.01
 # %% [markdown]
 # ## 2. Schedules: how fast the signal goes
 #
-# The course homework (seed 003) compares three schedules. $\bar\alpha_t$ is the share of signal
-# variance left; the signal-to-noise ratio is $\bar\alpha_t/(1-\bar\alpha_t)$.
+# The course homework [HW6] compares three schedules. $\bar\alpha_t$ is the share of signal
+# variance left; the signal-to-noise ratio is $\bar\alpha_t/(1-\bar\alpha_t)$, and the VE noise level
+# $\sigma^{\mathrm{VE}}_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$ (`sched.sigma`, notebook 04's $\sigma$) is
+# $1/\sqrt{\mathrm{SNR}_t}$. All three come from $\bar\alpha_t$ alone:
+
+# %%
+levels = S.noise_levels()
+levels.show()
+assert levels.verify() == []
 
 # %%
 T = 1000
@@ -88,8 +101,32 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **Reading the SNR plot.** The linear schedule's $\bar\alpha_t$ drops below $10^{-3}$ at $t = 826$:
+# its last 175 steps act on states that keep less than 0.1% of the signal variance (its SNR is
+# already below $10^{-2}$ from $t = 675$ on). Cosine and sigmoid reach $\bar\alpha_t < 10^{-3}$ only at
+# $t = 980$ and $t = 997$: they spread their steps more evenly over the noise levels, which is
+# what the cosine schedule was designed for [iDDPM §3.2]. No schedule ends at SNR exactly 0: the
+# terminal SNR is $4.0\cdot 10^{-5}$ (linear), $2.4\cdot 10^{-9}$ (cosine) and $3.0\cdot 10^{-7}$
+# (sigmoid), so $x_T$ still holds $\sqrt{\bar\alpha_T} = 0.0064$ of $x_0$ under the linear schedule.
+# Sampling starts from $\mathcal{N}(0, I)$ all the same: a small mismatch with $q(x_T)$, largest for
+# the linear schedule.
+
+# %%
+for name, sc in scheds.items():
+    ab = sc.alpha_bar.double()
+    first = int((ab < 1e-3).nonzero()[0])
+    print(f"{name:8s} terminal SNR {float(sc.snr[T]):.1e}   sqrt(alpha_bar_T) {float(ab[T].sqrt()):.4f}   "
+          f"alpha_bar_t < 1e-3 from t = {first}   alpha_bar_400 = {float(ab[400]):.3f}")
+lin = scheds["linear"].alpha_bar.double()
+assert int((lin < 1e-3).nonzero()[0]) == 826 and int((scheds["linear"].snr < 1e-2).nonzero()[0]) == 675
+assert [int((sc.alpha_bar < 1e-3).nonzero()[0]) for sc in scheds.values()] == [826, 980, 997]
+assert all(0 < float(sc.snr[T]) < 1e-4 for sc in scheds.values())  # small, never exactly 0
+assert abs(float(lin[T].sqrt()) - 0.0064) < 5e-5
+
+# %% [markdown]
 # What that means for an image: the same digit and the same noise, at the same times, under each
-# schedule. The linear schedule has destroyed the digit by $t \approx 400$; cosine keeps it longer.
+# schedule. The linear schedule has destroyed the digit by $t \approx 400$ ($\bar\alpha_{400} = 0.13$,
+# printed above); cosine keeps it longer ($\bar\alpha_{400} = 0.65$).
 
 # %%
 x0 = digits(size=16)[0][:1].double()
@@ -112,7 +149,9 @@ plt.show()
 #
 # $q(x_{t-1}\mid x_t, x_0) \propto q(x_t \mid x_{t-1})\,q(x_{t-1}\mid x_0)$. The log of the product
 # is a quadratic in $x_{t-1}$: collect its $x_{t-1}^2$ and $x_{t-1}$ terms, read off the precision
-# and the mean [DDPM eq. 6-7], then replace $x_0$ by its expression in $\epsilon$ [DDPM eq. 11]:
+# and the mean [DDPM eq. 6-7], then replace $x_0$ by its expression in $\epsilon$ [DDPM eq. 11].
+# This is the route of the [DDPM notes] §2.2; $V_{t-1} = 1-\bar\alpha_{t-1}$ and $V_t = 1-\bar\alpha_t$
+# are kept as symbols while the terms are collected:
 
 # %%
 post = S.ddpm_posterior()
@@ -122,6 +161,33 @@ for pair in S.PAIRS:
     if pair.numeric in (d.posterior_mean_coefs, d.posterior_variance, d.posterior_mean_eps_coefs):
         assert S.verify(pair) == [], pair.name
 print("posterior_mean_coefs, posterior_variance, posterior_mean_eps_coefs: derived == code")
+
+# %% [markdown]
+# > **Erratum ([DDPM notes], the completing-the-square line).** The last line of the notes' long
+# > display writes the exponent as
+# > $-\tfrac12\big((\tfrac{\alpha_t}{\beta_t} + \tfrac{1}{1-\bar\alpha_t})x_{t-1}^2 - (\tfrac{2\sqrt{\alpha_t}}{\beta_t}x_t + \tfrac{2\sqrt{\bar\alpha_{t-1}}}{1-\bar\alpha_t}x_0)x_{t-1} + C\big)$.
+# > Both $1/(1-\bar\alpha_t)$ belong to $q(x_{t-1}\mid x_0)$, whose variance is $1-\bar\alpha_{t-1}$; the
+# > right form is
+# > $-\tfrac12\big((\tfrac{\alpha_t}{\beta_t} + \tfrac{1}{1-\bar\alpha_{t-1}})x_{t-1}^2 - (\tfrac{2\sqrt{\alpha_t}}{\beta_t}x_t + \tfrac{2\sqrt{\bar\alpha_{t-1}}}{1-\bar\alpha_{t-1}}x_0)x_{t-1} + C\big)$
+# > (the line above it in the notes has it right). Their final $\tilde\mu_t$ and $\tilde\beta_t$ are
+# > correct: the slip is in that one line. The cell below checks that the right form gives the derived
+# > precision $1/\tilde\beta_t$ and $x_0$ coefficient $\tilde\mu_t$'s $x_0$ part $/\tilde\beta_t$, and that the
+# > notes' form does not.
+
+# %%
+from diffedu.symbolic._core import evaluate, sample_points
+
+derived = {"precision": 1 / post.result["beta_tilde"], "x_0 coefficient": post.result["coef_x0"] / post.result["beta_tilde"]}
+right = {"precision": s.alpha_t / s.beta_t + 1 / (1 - s.alpha_bar_prev),
+         "x_0 coefficient": sp.sqrt(s.alpha_bar_prev) / (1 - s.alpha_bar_prev)}
+notes = {"precision": s.alpha_t / s.beta_t + 1 / (1 - s.alpha_bar_t),
+         "x_0 coefficient": sp.sqrt(s.alpha_bar_prev) / (1 - s.alpha_bar_t)}
+point = sample_points({s.alpha_bar_t, s.alpha_bar_prev}, 1, seed=1)
+for k in derived:
+    gap = float(evaluate(S.canonical(notes[k] - derived[k]), point)[0])
+    print(f"{k}: right form == derived: {S.is_zero(right[k] - derived[k])};  notes' form - derived at "
+          f"alpha_bar_t = {float(point[s.alpha_bar_t][0]):.3f}, alpha_bar_t-1 = {float(point[s.alpha_bar_prev][0]):.3f}: {gap:+.4f}")
+    assert S.is_zero(right[k] - derived[k]) and abs(gap) > 1e-2
 
 # %% [markdown]
 # $\tilde\beta_t$ lies between 0 and $\beta_t$ (DDPM's two choices of $\sigma_t^2$ are these two
@@ -140,8 +206,30 @@ assert bool((sc.posterior_variance[1:] <= sc.beta[1:]).all())
 # %% [markdown]
 # ## 4. The ELBO and what L_simple drops
 #
-# Each term $L_{t-1}$ of the bound is a KL between two Gaussians with the same variance. In the
-# $\epsilon$-form it is a weighted $\|\epsilon - \epsilon_\theta\|^2$ [DDPM eq. 12]:
+# The [DDPM notes] (§2.3) rewrite the bound $L = \mathbb{E}_q[\log q(x_{1:T}\mid x_0) - \log p(x_{0:T})]$
+# in three lines, from a sum over the forward steps to $L_T + \sum_{t\ge2} L_{t-1} + L_0$
+# [DDPM eq. 5]. Two steps happen between those lines: Bayes turns each forward step
+# $q(x_t \mid x_{t-1})$, $t \ge 2$, around into the posterior $q(x_{t-1}\mid x_t, x_0)$ times the ratio
+# $q(x_t\mid x_0)/q(x_{t-1}\mid x_0)$, and those ratios telescope to $q(x_T\mid x_0)/q(x_1\mid x_0)$. The
+# derivation checks both, and the whole split, as identities between explicit Gaussian
+# log-densities for a chain of $T = 3$ steps with symbolic $\alpha_1, \alpha_2, \alpha_3$ and a model
+# of any means and variances. It then asks which $\sigma_t^2$ is best: the true reverse variance
+# $\operatorname{Var}[x_{t-1}\mid x_t]$, which for Gaussian data runs from $\tilde\beta_t$ (one data point)
+# to $\beta_t$ (data $\mathcal{N}(0, 1)$): the two choices of DDPM §3.2, which the [DDPM notes] (§2.4)
+# name without saying why.
+
+# %%
+from diffedu.symbolic.elbo import elbo_decomposition
+
+elbo = elbo_decomposition()
+elbo.show()
+assert elbo.verify() == []
+assert S.is_zero(S.canonical(elbo.result["weight"]) - d.vlb_weight(s.alpha_bar_t, s.alpha_bar_prev, s.sigma**2))
+print("diffedu.vlb_weight is the derived weight of L_{t-1}")
+
+# %% [markdown]
+# The weight itself, step by step: $L_{t-1}$ is a KL between two Gaussians; with both means in
+# $\epsilon$-form it is a weighted $\|\epsilon - \epsilon_\theta\|^2$ plus a constant [DDPM eq. 12]:
 
 # %%
 vlb = S.vlb_term()
@@ -149,9 +237,15 @@ vlb.show()
 assert vlb.verify() == []
 
 # %% [markdown]
-# $L_{simple}$ [DDPM eq. 14] sets every weight to 1. The true weights are far from constant: they
-# are huge at small $t$ and tiny at large $t$, so $L_{simple}$ spends relatively more effort on the
-# noisy steps, which the DDPM paper found gives better samples.
+# $L_{\mathrm{simple}}$ [DDPM eq. 14] sets every weight to 1. The plot shows what the ELBO's weights
+# are instead, for the linear schedule: every one of them lies below 1. They are largest at the
+# smallest $t$: 0.27 at $t = 2$ with $\sigma_t^2 = \beta_t$, 0.60 with $\sigma_t^2 = \tilde\beta_t$; they fall
+# to a minimum of 0.005 near $t = 350$ and rise again to 0.010 at $t = 1000$. Only the ratios
+# between times change what a network trades off, so read $L_{\mathrm{simple}}$ against the ELBO as
+# $1/w_t$: relative to the ELBO it puts 27 times ($\tilde\beta_t$: 59 times) more weight on $t = 1000$
+# than on $t = 2$, and 55 (120) times more around $t = 350$. So it is the small-$t$, nearly clean
+# steps that $L_{\mathrm{simple}}$ weights down; the noisy steps gain, which the DDPM paper found gives
+# better samples [DDPM §3.4], and which the [DDPM notes] (§2.5) state.
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -162,6 +256,18 @@ ax.axhline(1.0, color="black", ls="--", label="L_simple: 1")
 ax.set(title="Weight of ||eps - eps_theta||^2 at each t", xlabel="t", ylabel="weight")
 ax.legend(loc="lower left")
 plt.show()
+
+w_beta, w_tilde = (d.vlb_weights(sc, v).double()[2:] for v in ("beta", "beta_tilde"))  # t = 2..T
+for name, w in (("beta", w_beta), ("beta_tilde", w_tilde)):
+    t_min = int(w.argmin()) + 2
+    print(f"sigma_t^2 = {name:10s}: max {float(w.max()):.3f} at t = {int(w.argmax()) + 2}, min {float(w.min()):.4f} "
+          f"at t = {t_min}, w_1000 = {float(w[-1]):.4f};  L_simple / ELBO on t = 1000 vs t = 2: "
+          f"{float(w[0] / w[-1]):.0f}x, on t = {t_min} vs t = 2: {float(w[0] / w.min()):.0f}x")
+for w, top, ratio_T, ratio_min in ((w_beta, 0.27, 27, 55), (w_tilde, 0.60, 59, 120)):
+    assert float(w.max()) < 1 and int(w.argmax()) == 0 and abs(float(w.max()) - top) < 0.005
+    assert 340 <= int(w.argmin()) + 2 <= 360 and abs(float(w.min()) - 0.005) < 0.0005
+    assert abs(float(w[-1]) - 0.010) < 0.0005
+    assert abs(float(w[0] / w[-1]) - ratio_T) < 1 and abs(float(w[0] / w.min()) - ratio_min) < 1.5
 
 # %% [markdown]
 # ## 5. Sampling with the shipped UNet
@@ -185,31 +291,158 @@ plt.suptitle("DDPM, 1000 steps, shipped digits UNet")
 plt.show()
 
 # %% [markdown]
-# **Progressive generation of 5 samples** (the homework's figure): the state $x_t$ and the model's
-# estimate $\hat x_0$ along the way. $\hat x_0$ settles on a digit long before $x_t$ looks like one.
+# ### Q1 ([HW6]): progressive generation of 5 samples: how do they differ at different time steps?
+#
+# The homework (its Question 1) asks for the progressive generation of 5 samples and a short
+# description of how they differ across the steps; its reference answer describes any denoiser
+# (noise, then blurry outlines, then clear features). Here is what this model's figure shows, each
+# point with the number behind it. The figure shows the state $x_t$ and the model's estimate
+# $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$ of the same run as above. Under
+# each $\hat x_0$ is what the shipped digits classifier (`assets.load_classifier()`) reads in it, with
+# its confidence; a red frame marks a confident reading ($> 50\%$) that is not the final digit.
 
 # %%
+clf = assets.load_classifier()
 show_t = [1000, 800, 600, 400, 300, 200, 100, 50, 0]
-rows = []
-for t in show_t:
+
+
+def x0_hat_at(t):
+    """The estimate of x_0 made at time t (t = 0: the last one, made at t = 1)."""
     i = int((traj.ts == t).nonzero())
-    rows.append((t, traj.xs[i], traj.x0_hats[min(i, len(traj.x0_hats) - 1)]))
-fig, axes = plt.subplots(10, len(show_t), figsize=(9, 10))
-for j, (t, xt, x0h) in enumerate(rows):
-    for k in range(5):
-        axes[2 * k, j].imshow(xt[k, 0], cmap="gray", vmin=-1.5, vmax=1.5)
-        axes[2 * k + 1, j].imshow(x0h[k, 0].clamp(-1, 1), cmap="gray", vmin=-1, vmax=1)
+    return traj.x0_hats[min(i, len(traj.x0_hats) - 1)]
+
+
+def read(x):
+    """(label, confidence) of the classifier on images clamped to the data range [-1, 1]."""
+    with torch.no_grad():
+        p = clf(x.clamp(-1, 1).float()).softmax(1)
+    return p.argmax(1), p.max(1).values
+
+
+final_label, _ = read(traj.x)
+window = {t: read(x0_hat_at(t)) for t in range(300, 99, -1)}  # every step from t = 300 down to t = 100
+confident = [{int(lab[k]) for lab, conf in window.values() if conf[k] > 0.5} for k in range(len(traj.x))]
+changers = [k for k, labels in enumerate(confident) if len(labels) > 1]
+shown = list(range(5)) if any(k < 5 for k in changers) else [0, 1, 2, 3, changers[0]]
+print("samples whose x0_hat is confidently read as two different digits between t = 300 and t = 100:", changers)
+print("shown:", shown, "  final digits:", [int(final_label[k]) for k in shown])
+for t in show_t[1:]:
+    print(f"t = {t:4d}: x0_hat names the final digit for {int((read(x0_hat_at(t))[0] == final_label).sum()):2d}/16 "
+          f"samples, x_t for {int((read(traj.xs[int((traj.ts == t).nonzero())])[0] == final_label).sum()):2d}/16")
+
+fig, axes = plt.subplots(10, len(show_t), figsize=(9, 10.8))
+for j, t in enumerate(show_t):
+    xt, x0h = traj.xs[int((traj.ts == t).nonzero())], x0_hat_at(t)
+    lab, conf = read(x0h)
+    for row, k in enumerate(shown):
+        axes[2 * row, j].imshow(xt[k, 0], cmap="gray", vmin=-1.5, vmax=1.5)
+        ax = axes[2 * row + 1, j]
+        ax.imshow(x0h[k, 0].clamp(-1, 1), cmap="gray", vmin=-1, vmax=1)
+        ax.set_xlabel(f"{int(lab[k])} ({float(conf[k]):.0%})", fontsize=6, labelpad=1)
+        if conf[k] > 0.5 and lab[k] != final_label[k]:
+            for spine in ax.spines.values():
+                spine.set(color="red", linewidth=2.5)
     axes[0, j].set_title(f"t={t}", fontsize=8)
 for ax in axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
-for k in range(5):
-    axes[2 * k, 0].set_ylabel(f"x_t #{k}", fontsize=7)
-    axes[2 * k + 1, 0].set_ylabel(f"x0_hat #{k}", fontsize=7)
-plt.suptitle("Progressive generation: x_t (odd rows, grey scale [-1.5, 1.5] so the noise fits) "
-             "and x0_hat (even rows, [-1, 1])", fontsize=10)
+for row, k in enumerate(shown):
+    axes[2 * row, 0].set_ylabel(f"x_t #{k}", fontsize=7)
+    axes[2 * row + 1, 0].set_ylabel(f"x0_hat #{k}", fontsize=7)
+plt.suptitle("Progressive generation: x_t (rows 1, 3, ..., grey scale [-1.5, 1.5] so the noise fits) and x0_hat "
+             "(rows 2, 4, ..., [-1, 1]);\nunder x0_hat: the classifier's digit (confidence); red: confident and not the "
+             "final digit", fontsize=9)
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **Coarse to fine.** $\hat x_0$ settles on a digit long before $x_t$ looks like one: at $t = 200$ the
+# classifier already reads the final digit in $\hat x_0$ for 12 of the 16 samples, in $x_t$ for 1
+# (at $t = 100$: 16 against 8, printed above). And $\hat x_0$ fixes the coarse picture before the
+# detail. Split each image into its low frequencies (the 4×4 picture of 2×2 block means) and the
+# rest, and measure how far $\hat x_0$ is from the final sample in each part (relative distance,
+# mean over the 16 samples): the low-frequency part is within 50% of its final value from
+# $t \approx 750$ on, the high-frequency part only from $t \approx 245$; within 25% from $t \approx 280$
+# and $t \approx 75$. Both distances shrink steadily as $t$ falls:
+
+# %%
+import torch.nn.functional as nnf
+
+
+def low_pass(x):
+    """2x2 block means, repeated back to full size: the 4x4 picture inside an 8x8 image."""
+    return nnf.interpolate(nnf.avg_pool2d(x.reshape(-1, 1, 8, 8), 2), scale_factor=2, mode="nearest").view_as(x)
+
+
+est, final = traj.x0_hats.clamp(-1, 1), traj.x.clamp(-1, 1)
+bands = {"low (4x4 block means)": low_pass, "high (the rest)": lambda x: x - low_pass(x)}
+dist = {name: ((f(est) - f(final)[None]).flatten(2).norm(dim=2) / f(final)[None].flatten(2).norm(dim=2)).mean(1)
+        for name, f in bands.items()}  # index i is the estimate made at t = T - i
+ts_est = traj.ts[:-1]
+fig, ax = plt.subplots(figsize=(6, 3.2))
+for name, dd in dist.items():
+    ax.plot(ts_est, dd, label=name)
+ax.axhline(0.5, color="grey", ls=":")
+ax.set(title="Distance of x0_hat to the final sample, by frequency band", xlabel="t (sampling runs right to left)",
+       ylabel="relative distance", xlim=(1000, 0))
+ax.legend()
+plt.show()
+first_below = {name: {thr: int(ts_est[int((dd < thr).nonzero()[0])]) for thr in (0.5, 0.25)} for name, dd in dist.items()}
+print("first t with relative distance below 0.5 and 0.25:", first_below)
+(lo, hi) = first_below.values()
+assert 700 <= lo[0.5] <= 800 and 200 <= hi[0.5] <= 290 and 250 <= lo[0.25] <= 310 and 50 <= hi[0.25] <= 100
+index = {int(t): i for i, t in enumerate(ts_est)}
+for dd in dist.values():  # shrinking along the shown times (t = 0: the estimate made at t = 1)
+    at = [float(dd[index[max(t, 1)]]) for t in show_t]
+    assert all(a > b for a, b in zip(at, at[1:])), at
+
+# %% [markdown]
+# **A change of mind between $t = 300$ and $t = 100$.** Sample #2 (third pair of rows): at $t = 300$
+# its $\hat x_0$ is a vague vertical stroke (the classifier's "1", at low confidence); it then turns into
+# a confident "4" (81% at $t = 200$, framed red; "4" is the reading from $t = 231$ to $t = 173$) and
+# back into a "1" by $t = 100$, which it stays. Sample #4 wavers between "8" and "7" until $t \approx 226$
+# and ends a "7". The sampler adds fresh noise at every step ($\sigma_t^2 = \tilde\beta_t$), so while $x_t$
+# still carries noise the estimate can leave one digit for another; from $t = 100$ on no reading
+# changes (all 16 samples already name their final digit).
+
+# %%
+runs = {}
+for k in (2, 4):
+    labels = [int(lab[k]) for lab, _ in window.values()]
+    runs[k] = [(labels[i], 300 - i) for i in range(len(labels)) if i == 0 or labels[i] != labels[i - 1]]
+    print(f"sample #{k}: (digit, from t) as t runs 300 -> 100: {runs[k]}")
+lab200, conf200 = window[200]
+assert 2 in changers and confident[2] >= {1, 4} and int(final_label[2]) == 1
+assert int(lab200[2]) == 4 and float(conf200[2]) > 0.5 and int(window[100][0][2]) == 1
+assert int(final_label[4]) == 7 and {7, 8} <= {d_ for d_, _ in runs[4]}
+assert all(bool((read(x0_hat_at(t))[0] == final_label).all()) for t in (100, 50, 0))
+
+# %% [markdown]
+# **Why $\hat x_0$ at $t = T$ is saturated noise.** $\hat x_0 = (x_T - \sqrt{1-\bar\alpha_T}\,\hat\epsilon)/\sqrt{\bar\alpha_T}$,
+# and for the linear schedule $1/\sqrt{\bar\alpha_T} = 157$: an error $\delta$ in $\hat\epsilon$ becomes an error
+# $\sqrt{1-\bar\alpha_T}/\sqrt{\bar\alpha_T}\,\delta \approx 157\,\delta$ in $\hat x_0$. At $t = T$ the best estimate is
+# close to the mean digit (since $x_T$ keeps only $0.0064$ of $x_0$), so what the first column shows is
+# the network's $\epsilon$ error, amplified: a departure from the mean digit of 1.9 (rms) is an $\epsilon$
+# error of only 0.012 (rms, about 1% of $\epsilon$). 62% of the pixels of $\hat x_0$ lie beyond $\pm 1.1$,
+# outside the data's range $[-1, 1]$ (none of the finished samples' pixels do), and the figure clamps
+# them to black or white. The factor falls fast: 25.5 at $t = 800$, where only 6% of the pixels lie
+# beyond $\pm 1.1$.
+
+# %%
+ab_T = float(unet.sched.alpha_bar[unet.sched.T])
+amp = lambda t: float(((1 - unet.sched.alpha_bar[t]) / unet.sched.alpha_bar[t]).sqrt())
+mean_digit = digits(size=8)[0].mean(0)
+x0_T = x0_hat_at(unet.sched.T)
+departure = float((x0_T - mean_digit).pow(2).mean().sqrt())
+outside = lambda x: float((x.abs() > 1.1).float().mean())
+print(f"1/sqrt(alpha_bar_T) = {ab_T ** -0.5:.1f}; the eps error is multiplied by sqrt(1 - alpha_bar_T)/sqrt(alpha_bar_T) "
+      f"= {amp(unet.sched.T):.1f} (t = 800: {amp(800):.1f})")
+print(f"rms of x0_hat_T - mean digit: {departure:.2f}, i.e. an eps error of {departure / amp(unet.sched.T):.4f} rms")
+print(f"pixels beyond +-1.1: x0_hat at t = T {outside(x0_T):.0%}, at t = 800 {outside(x0_hat_at(800)):.0%}, "
+      f"final samples {outside(traj.x):.0%}")
+assert abs(ab_T ** -0.5 - 157) < 0.5 and abs(amp(800) - 25.5) < 0.1 and abs(ab_T ** 0.5 - 0.0064) < 5e-5
+assert 1.7 < departure < 2.1 and departure / amp(unet.sched.T) < 0.015
+assert 0.55 < outside(x0_T) < 0.7 and outside(x0_hat_at(800)) < 0.1 and outside(traj.x) == 0
 
 # %% [markdown]
 # ## Exercises

@@ -21,16 +21,32 @@
 # special cases (checked, not claimed), see why ignoring $x_t$ accumulates error, and run the same
 # loop on a blur that has no noise at all.
 #
-# This follows the "unified diffusion model" post (seed 002): $p(x_{t-1}\mid x_t) = \int
-# p(x_{t-1}\mid x_t, x_0)\,p(x_0\mid x_t)\,dx_0$. The model learns $p(x_0 \mid x_t)$, the *estimate*;
-# $p(x_{t-1} \mid x_t, x_0)$ is ours to design, the *correction*, subject to one constraint
-# [UDM eq. 9]:
+# This follows Su Jianlin's "unified diffusion model" post [UDM] (生成扩散模型漫谈(十), 2022) and its
+# comment thread; where we follow the post's own numbered equations we cite them as [UDM eq. N].
+# The reverse step factorises [UDM eq. 2]:
+# $$p(x_{t-1}\mid x_t) = \int p(x_{t-1}\mid x_t, x_0)\,p(x_0\mid x_t)\,dx_0 .$$
+# The model learns $p(x_0 \mid x_t)$, the *estimate* (预估); $p(x_{t-1} \mid x_t, x_0)$ is ours to design,
+# the *correction* (修正), subject to one constraint, the marginal (边缘分布) identity [UDM eq. 7]:
 # $$\int p(x_{t-1}\mid x_t, x_0)\,p(x_t\mid x_0)\,dx_t = p(x_{t-1}\mid x_0).$$
+#
+# The post's readers asked the questions a careful learner asks. Each is answered below under a heading
+# that starts with **Q** (Q1-Q6), with a derivation or an experiment that shows the answer:
+# Q1 why the solved noise may replace the noise of $\mathcal F_{t-1}$, and why the noise of $x_{t+1}$ may not;
+# Q2 how the deterministic correction is a Dirac delta (eq. 10 to eq. 11); Q3 why each step's solved noise
+# still differs; Q4 why replace the noise at all; Q5 the training objective (eq. 4-6); Q6 whether
+# $\hat x_0$ is a sample of $p(x_0\mid x_t)$ or its mean.
+#
+# (The post numbers every display equation in order: eq. 1 the reparameterisation
+# $x_t = \mathcal F_t(x_0, \epsilon)$, eq. 3 the two-line sampling recipe, eq. 4 the Gaussian $q(x_0\mid x_t)$,
+# eq. 5-6 the objective, eq. 7 this constraint, eq. 8 the correction that ignores $x_t$, eq. 9 the pair
+# $x_{t-1} = \mathcal F_{t-1}(x_0, \epsilon)$, $x_t = \mathcal F_t(x_0, \epsilon)$, eq. 10-11 the deterministic
+# correction, eq. 12-13 the partial one.)
 
 # %%
 import inspect
 
 import matplotlib.pyplot as plt
+import numpy as np
 import sympy as sp
 import torch
 
@@ -40,6 +56,7 @@ from diffedu.symbolic import unified as sym_unified
 torch.set_num_threads(2)
 mix = d.GaussianMixture.eight_gaussians()
 sched = d.Schedule(d.linear_betas(1000))
+forward = d.GaussianForward(sched)
 
 # %% [markdown]
 # ## 1. Three corrections
@@ -48,8 +65,8 @@ sched = d.Schedule(d.linear_betas(1000))
 #
 # | correction | $x_{t-1}$ | uses $x_t$? |
 # | --- | --- | --- |
-# | `"marginal"` | $\mathcal F_{t-1}(\hat x_0, z)$, fresh $z$ | no |
-# | `"deterministic"` | $\mathcal F_{t-1}(\hat x_0, \hat\epsilon)$ | fully |
+# | `"marginal"` | $\mathcal F_{t-1}(\hat x_0, z)$, fresh $z$ [UDM eq. 8] | no |
+# | `"deterministic"` | $\mathcal F_{t-1}(\hat x_0, \hat\epsilon)$ [UDM eq. 10] | fully |
 # | `"partial"` | $\mathcal F_{t-1}(\hat x_0, \sqrt{1-\tilde\sigma^2}\,\hat\epsilon + \tilde\sigma z)$ [UDM eq. 13] | partly |
 #
 # All three live in one function; here is its step, the whole of it:
@@ -69,6 +86,95 @@ print(src[src.index("    def step"):src.index("    return run")])
 udm = sym_unified.corrections_keep_the_marginal()
 udm.show()
 assert udm.verify() == []
+
+# %% [markdown]
+# ### Q1 ([UDM] comments): why may the solved noise replace the noise of $\mathcal F_{t-1}$?
+#
+# > *"The forward process never said that $x_t$ and $x_{t-1}$ were made with the same $\epsilon$. Why may the
+# > $\epsilon$ solved from $x_t$ stand in for the $\epsilon$ of $\mathcal F_{t-1}(x_0, \epsilon)$? And the
+# > author says the noise solved from $x_{t+1}$ would not do: why not?"*
+#
+# **The answer in one line.** Eq. 7 is a statement about the *marginal* $p(x_{t-1}\mid x_0)$ and nothing else.
+# Given $x_0$, the noise solved from $x_t$ *is* the noise that made $x_t$, so it is $N(0, 1)$ and independent of
+# $x_0$, and $\mathcal F_{t-1}(x_0, \hat\epsilon)$ has exactly the law $q(x_{t-1}\mid x_0)$. The forward process
+# did not say the two noises are the same, but eq. 7 does not ask what the *joint* of $(x_t, x_{t-1})$ is:
+# reuse gives a different joint from DDPM's chain (step 4 below), with the same marginals. "Not the same
+# $\epsilon$" was never a requirement; "the right marginal" is.
+#
+# **Why not $x_{t+1}$.** A correction must be a kernel $p(x_{t-1}\mid x_t, x_0)$: eq. 2 integrates it
+# against $p(x_0\mid x_t)$, the estimate made from $x_t$. A rule that reads $x_{t+1}$ is not such a kernel,
+# and eq. 7 says nothing about it. It keeps the marginal only if $\hat x_0$ has the right joint with
+# $x_{t+1}$, $\mathrm{Cov}(\hat x_0, x_{t+1}) = \sqrt{\bar\alpha_{t+1}}$. The estimate $\hat x_0 \sim p(x_0\mid x_t)$
+# reads $x_{t+1}$ only through $x_t$, so that covariance depends on how the previous step made $x_t$. Eq. 7
+# does not fix that. After a marginal or a deterministic step the covariance is wrong and so is
+# $\mathrm{Var}(x_{t-1})$. After a DDPM step it happens to be right. With the estimate made from $x_{t+1}$
+# itself, the rule is DDIM's two-step jump, in which $x_t$ plays no part; this is the commenter's
+# "it is just DDIM". The derivation below does all three parts on data $x_0 \sim N(0, 1)$ (every VP marginal
+# is then $N(0, 1)$) with exact posterior samples; part 2 is Q2.
+
+# %%
+nr = sym_unified.udm_noise_reuse()
+nr.show()
+assert nr.verify() == []
+
+# %% [markdown]
+# What goes wrong, measured with the package's own $\mathcal F$ and $\mathcal F^{-1}$: 200 000 chains on
+# $x_0 \sim N(0, 1)$, exact posterior samples from `GaussianMixture.posterior_sample`, a marginal step
+# $x_{t+1} \to x_t$ (t + 1 = 500, t = 400), then $x_{t-1}$ (t - 1 = 300) with the noise solved from $x_t$ and with
+# the noise solved from $x_{t+1}$. The true marginal is $N(0, 1)$.
+
+# %%
+gauss = d.GaussianMixture([[0.0]], 1.0)                  # x_0 ~ N(0, 1)
+g = torch.Generator().manual_seed(0)
+t_next, t_now, t_prev = 500, 400, 300
+ab = {s: sched.alpha_bar[s].item() for s in (t_next, t_now, t_prev)}
+
+
+def posterior_draw(x, s):
+    """x0_hat ~ p(x_0 | x_s): x_s = sqrt(ab)(x_0 + sigma n), sigma^2 = (1 - ab) / ab."""
+    return gauss.posterior_sample(x / ab[s] ** 0.5, ((1 - ab[s]) / ab[s]) ** 0.5, g)
+
+
+n_chains = 200_000
+x_next = torch.randn(n_chains, 1, generator=g, dtype=torch.float64)     # x_{t+1} ~ q(x_{t+1}) = N(0, 1)
+x0_prev_est = posterior_draw(x_next, t_next)
+x_now = forward.F(x0_prev_est, torch.randn(n_chains, 1, generator=g, dtype=torch.float64), t_now)   # marginal step
+x0_hat = posterior_draw(x_now, t_now)
+from_t = forward.F(x0_hat, forward.F_inv(x0_hat, x_now, t_now), t_prev)
+from_next = forward.F(x0_hat, forward.F_inv(x0_hat, x_next, t_next), t_prev)
+point = {sym_unified.alpha_bar_next: ab[t_next], sym_unified.alpha_bar_t: ab[t_now],
+         sym_unified.alpha_bar_prev: ab[t_prev]}
+predicted = 1 + float(nr.result["var_error"]["marginal"].subs(point))
+tol = 5 * (2 / n_chains) ** 0.5                         # five standard errors of a sample variance near 1
+print(f"Var(x_t)                          {x_now.var().item():.3f}   (q: 1)")
+print(f"Var(x_(t-1)), noise from x_t      {from_t.var().item():.3f}   (q: 1)")
+print(f"Var(x_(t-1)), noise from x_(t+1)  {from_next.var().item():.3f}   (derived: {predicted:.3f})")
+assert abs(x_now.var().item() - 1) < tol and abs(from_t.var().item() - 1) < tol
+assert abs(from_next.var().item() - predicted) < tol and abs(predicted - 1) > 4 * tol
+
+# %% [markdown]
+# ### Q2 ([UDM] comments): how does eq. 10 give the Dirac delta of eq. 11?
+#
+# > *"How do you get from eq. 10, $x_{t-1} = \mathcal F_{t-1}(x_0, \mathcal F_t^{-1}(x_0, x_t))$, to eq. 11,
+# > $p(x_{t-1}\mid x_t, x_0) = \delta(\cdot)$?"*
+#
+# A deterministic map $x_{t-1} = g(x_t)$ is a distribution that puts all its mass on one point: its
+# density is $\delta(x_{t-1} - g(x_t))$. That is what the author means by "the definition of the Dirac
+# function". It is still a valid kernel for eq. 7: integrating $\delta(x_{t-1} - k x_t - b)$ against
+# $q(x_t\mid x_0)$ is a change of variables, $q\big((x_{t-1} - b)/k\big)/k$ (steps 5-7 above), and that density
+# is exactly $q(x_{t-1}\mid x_0)$. So the deterministic correction is allowed, although it has no fresh
+# noise at all. Below, the pushforward density from the derivation is evaluated on a grid against the
+# target $N(\sqrt{\bar\alpha_{t-1}}x_0, 1-\bar\alpha_{t-1})$ (t = 600, t - 1 = 550, $x_0 = 0.7$).
+
+# %%
+y_grid = np.linspace(-3, 3, 61)
+x0_val, ab_now, ab_before = 0.7, sched.alpha_bar[600].item(), sched.alpha_bar[550].item()
+args = (sym_unified.alpha_bar_t, sym_unified.alpha_bar_prev, sym_unified.x_0, sym_unified.x_prev)
+pushed = sp.lambdify(args, nr.result["pushforward"])(ab_now, ab_before, x0_val, y_grid)
+target = sp.lambdify(args, nr.result["target"])(ab_now, ab_before, x0_val, y_grid)
+print(f"largest relative gap between the pushforward and q(x_(t-1) | x_0) on the grid: "
+      f"{np.max(np.abs(pushed - target) / target):.0e}")
+assert np.allclose(pushed, target, rtol=1e-12, atol=0)
 
 # %% [markdown]
 # ## 3. DDIM is the partial correction
@@ -91,7 +197,6 @@ print("sigma(sigma_tilde) =", d.samplers.estimate_correct.ddim_sigma_from_sigma_
 
 # %%
 x0_model = d.x0_model_from_eps(mix.eps_model(sched), sched)
-forward = d.GaussianForward(sched)
 x_T = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 
 ts = d.ddim_timesteps(1000, 50)
@@ -109,6 +214,47 @@ assert (partial.x - ddpm.x).abs().max() < 1e-8
 print("partial correction with the eta = 1 sigma_tilde == DDPM over 1000 steps")
 
 # %% [markdown]
+# ### Q3 ([UDM] comments): if the noise is reused, why does each step's solved noise still differ?
+#
+# > *"If we treat the $\epsilon$ as one and the same, is $p(x_{t-1}\mid x_t, x_0)$ then deterministic?"*
+#
+# The author's reply has two parts. Replacing *all* the noise makes the step deterministic; replacing part
+# of it (eq. 13) keeps it random. And even with all of it replaced, the noise is not "one and the same": each
+# step solves its own $\hat\epsilon_t = \mathcal F_t^{-1}(\hat x_0, x_t)$ from its own pair. The deterministic
+# step puts $x_{t'} = \mathcal F_{t'}(\hat x_0^{(t)}, \hat\epsilon_t)$ at the next time $t'$. So the next solved
+# noise is
+# $$\hat\epsilon_{t'} = \hat\epsilon_t + \sqrt{\tfrac{\bar\alpha_{t'}}{1-\bar\alpha_{t'}}}\,\big(\hat x_0^{(t)} - \hat x_0^{(t')}\big):$$
+# it changes exactly when the estimate changes, by $\sqrt{\mathrm{SNR}_{t'}}$ times the change. It would stay
+# fixed only if $\hat x_0$ never changed its mind. Measured along the 50-step deterministic run above, on
+# the exact mixture:
+
+# %%
+ab_grid = sched.alpha_bar[ts[:-1]].reshape(-1, 1, 1)           # alpha_bar at the 50 times an estimate is made
+e_hats = (det.xs[:-1] - ab_grid.sqrt() * det.x0_hats) / (1 - ab_grid).sqrt()   # e_hat = F_t^{-1}(x0_hat, x_t)
+predicted_change = (ab_grid[1:] / (1 - ab_grid[1:])).sqrt() * (det.x0_hats[:-1] - det.x0_hats[1:])
+assert torch.allclose(e_hats[1:] - e_hats[:-1], predicted_change, rtol=0, atol=1e-8)
+
+
+def rms(v):
+    return v.pow(2).sum(-1).mean(-1).sqrt()
+
+
+change_e, change_x0 = rms(e_hats[1:] - e_hats[:-1]), rms(det.x0_hats[1:] - det.x0_hats[:-1])
+total = rms(e_hats[-1] - e_hats[0]).item()
+print(f"rms change of e_hat per step: largest {change_e.max().item():.3f}, smallest {change_e.min().item():.2e}")
+print(f"rms distance between the first and the last e_hat: {total:.2f} (two independent N(0, I) draws: 2.00)")
+assert change_e.min() > 0 and total > 0.5
+fig, ax = plt.subplots(figsize=(7, 3.4))
+ax.semilogy(ts[1:-1], change_e, label=r"$\|\hat\epsilon_{t'} - \hat\epsilon_t\|$ (rms over samples)")
+ax.semilogy(ts[1:-1], change_x0, "--", label=r"$\|\hat x_0^{(t')} - \hat x_0^{(t)}\|$")
+ax.set(xlabel="t' (the step's new time)", ylabel="change from the previous step",
+       title="Along one deterministic run the solved noise changes at every step")
+ax.invert_xaxis()
+ax.legend()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## 4. What each correction does to samples
 #
 # The exact $\hat x_0$ hides the difference, so give every sampler the same slightly wrong
@@ -124,9 +270,12 @@ def shrunk(x, t):
 grid = torch.linspace(-3, 3, 200, dtype=torch.float64)
 gx, gy = torch.meshgrid(grid, grid, indexing="xy")
 density = mix.log_prob(torch.stack([gx.ravel(), gy.ravel()], 1)).exp().reshape(200, 200)
+corrections = (("marginal", {}), ("partial", {"sigma_tilde": 0.5}), ("deterministic", {}))
+trajs = {}
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.9), sharey=True)
-for ax, (name, kw) in zip(axes, (("marginal", {}), ("partial", {"sigma_tilde": 0.5}), ("deterministic", {}))):
-    traj = d.sample_estimate_correct(shrunk, forward, ts, x_T, name, generator=torch.Generator().manual_seed(1), **kw)
+for ax, (name, kw) in zip(axes, corrections):
+    traj = trajs[name] = d.sample_estimate_correct(shrunk, forward, ts, x_T, name,
+                                                   generator=torch.Generator().manual_seed(1), **kw)
     ax.contour(gx, gy, density, levels=6, colors="grey", linewidths=0.5)
     ax.scatter(*traj.x.T, s=1, alpha=0.4)
     label = name + (" (sigma_tilde 0.5)" if kw else "")
@@ -137,7 +286,178 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 5. A corruption with no noise: blur
+# ### Q4 ([UDM] comments): why replace the noise at all?
+#
+# > *"You explained why the replacement is allowed, but not why we should do it. What does it gain over
+# > drawing fresh noise?"*
+#
+# The post's answer (after eq. 8): the estimate is never exact. A correction that builds $x_{t-1}$ from
+# $\hat x_0$ alone makes all of $x_{t-1}$ anew at every step, so each step's estimation error goes in whole,
+# and its fresh noise can wash out what the estimate has just found. Reusing the noise lets $x_t$ carry part of
+# $x_{t-1}$'s dependence on $x_0$ (in the post's words, $x_t$ 分摊了 $x_{t-1}$ 对 $x_0$ 的部分依赖), so the
+# progress made so far is kept. Two numbers show it.
+#
+# - **The weight of $\hat x_0$ in $x_{t-1}$**, i.e. how much of an error $\delta$ in the estimate goes into
+#   $x_{t-1}$: $\sqrt{\bar\alpha_{t-1}}$ for the marginal correction; for the deterministic one it is
+#   $A_t = \sqrt{\bar\alpha_{t-1}} - \sqrt{\bar\alpha_t}\sqrt{1-\bar\alpha_{t-1}}/\sqrt{1-\bar\alpha_t}$
+#   (step 9 of `udm_noise_reuse` with $s = t$), which is small when the step is small.
+# - **The drift.** Run the same three samplers again with the *exact* estimate, from the same $x_T$ and with
+#   the same fresh noises. After each step, the rms distance between the biased path and the exact one is
+#   the error built up so far.
+
+# %%
+weight_det = sp.lambdify((sym_unified.alpha_bar_t, sym_unified.alpha_bar_prev),
+                         nr.result["A"].subs(nr.result["ab_s"], sym_unified.alpha_bar_t))
+ab_steps = sched.alpha_bar[ts]
+drift = {}
+for name, kw in corrections:
+    exact_path = d.sample_estimate_correct(x0_model, forward, ts, x_T, name, generator=torch.Generator().manual_seed(1),
+                                           **kw)
+    drift[name] = rms(trajs[name].xs - exact_path.xs)
+print("step   t -> t-1   weight of x0_hat: marginal  deterministic   drift: marginal  partial  deterministic")
+for i in (9, 24, 39, 44, 48):
+    a_t, a_p = ab_steps[i].item(), ab_steps[i + 1].item()
+    print(f"{i + 1:4d}  {int(ts[i]):4d} -> {int(ts[i + 1]):3d}   {a_p ** 0.5:17.3f}  {weight_det(a_t, a_p):13.3f}   "
+          f"{drift['marginal'][i + 1]:15.3f}  {drift['partial'][i + 1]:7.3f}  {drift['deterministic'][i + 1]:13.3f}")
+print(f"final samples: drift marginal {drift['marginal'][-1]:.3f}, partial {drift['partial'][-1]:.3f}, "
+      f"deterministic {drift['deterministic'][-1]:.3f}")
+assert drift["marginal"][-1] > drift["partial"][-1] > drift["deterministic"][-1]
+fig, ax = plt.subplots(figsize=(7, 3.4))
+for name, _ in corrections:
+    ax.plot(range(len(ts)), drift[name], label=name)
+ax.set(xlabel="steps taken (of 50)", ylabel="rms distance to the exact-estimate path",
+       title="The error of x_t builds up along the steps; least when the noise is reused")
+ax.legend()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The biased estimate shrinks every $\hat x_0$ by 10 %. With the marginal correction that error enters
+# $x_{t-1}$ with weight $\sqrt{\bar\alpha_{t-1}}$, close to 1 over the last steps. With the deterministic
+# correction it enters with the much smaller $A_t$, and $x_t$ carries the rest. The drift grows along the
+# steps for every correction: an error, once made, is carried forward. It grows fastest for the marginal
+# correction and slowest when all the noise is reused. The partial correction lies between the two, as it
+# reuses half the noise. This is what the figure above shows as blurred modes.
+
+# %% [markdown]
+# ## 5. The estimate: what it is trained to be, and what the loop uses
+#
+# ### Q5 ([UDM] eq. 4-6): where does the training objective come from?
+#
+# > *"Eq. 5 is a cross-entropy and eq. 6 is a weighted squared error; the code trains with a plain squared
+# > error (`x0_loss`). How do these fit together?"*
+#
+# The post models the estimate as a Gaussian, $q(x_0\mid x_t) = N(x_0; \mathcal G_t(x_t), \bar\sigma_t^2 I)$
+# (eq. 4), and trains it by cross-entropy, $\mathbb E[-\log q(x_0\mid x_t)]$ over data and $x_t = \mathcal F_t(x_0,
+# \epsilon)$ (eq. 5). The negative log of a Gaussian is a squared error over $2\bar\sigma_t^2$ plus a constant,
+# so eq. 5 is the weighted MSE of eq. 6. `x0_loss` averages the same squared error over coordinates and over
+# $t$, with weight $2\bar\sigma_t^2/d$ in place of 1. For each $t$ the weight is a positive constant, so it
+# moves no minimiser: every $\mathcal G_t$ is still trained towards $\mathbb E[x_0\mid x_t]$. The variance
+# $\bar\sigma_t^2$ is not trained; the cross-entropy picks it afterwards as the squared error per coordinate.
+# As the author says in the thread, eq. 4 is there to read the loss as $-\log q(x_0\mid x_t)$. That reading
+# extends it to any data type. For discrete $x_0$ the Gaussian becomes a categorical model and the MSE a
+# cross-entropy.
+
+# %%
+obj = sym_unified.udm_training_objective()
+obj.show()
+assert obj.verify() == []
+
+# %% [markdown]
+# The same facts, measured on the exact mixture at three times: the squared error per coordinate of the mean
+# $\mathbb E[x_0\mid x_t]$ (what a network trained with `x0_loss` learns) and of one posterior sample. The
+# sample's error is twice the mean's, $\mathbb E\|x_0 - \hat x_0\|^2 = 2\,\mathbb E\,\mathrm{tr\,Var}(x_0\mid x_t)$
+# against once, so the MSE prefers the mean. The mean's error per coordinate is the $\bar\sigma_t^2$ that
+# eq. 4 would use.
+
+# %%
+g = torch.Generator().manual_seed(2)
+x0_data = mix.sample(20_000, g)
+print("   t   MSE of the mean = sigma_bar_t^2   MSE of a posterior sample   ratio")
+for t in (100, 400, 800):
+    ab_t = sched.alpha_bar[t].item()
+    x_t = forward.F(x0_data, torch.randn(x0_data.shape, generator=g, dtype=torch.float64), t)
+    mean_est = x0_model(x_t, torch.full((len(x_t),), t))
+    draw_est = mix.posterior_sample(x_t / ab_t**0.5, ((1 - ab_t) / ab_t) ** 0.5, g)
+    mse_mean, mse_draw = ((mean_est - x0_data) ** 2).mean().item(), ((draw_est - x0_data) ** 2).mean().item()
+    print(f"{t:4d}   {mse_mean:29.4f}   {mse_draw:25.4f}   {mse_draw / mse_mean:5.2f}")
+    assert mse_mean < mse_draw and abs(mse_draw / mse_mean - 2) < 0.15
+
+# %% [markdown]
+# ### Q6 ([UDM] eq. 3): is $\hat x_0$ a sample from $p(x_0\mid x_t)$, or its mean?
+#
+# > *"Eq. 3 draws $\hat x_0 \sim p(x_0\mid x_t)$, but every sampler here plugs in one number per $x_t$. Which is
+# > it, and does it matter?"*
+#
+# **What the loop does.** `sample_estimate_correct` uses whatever `x0_model` returns. Every model in this
+# course returns the *mean*: the exact mixture's `denoiser`, and any network trained with `x0_loss` or the
+# $\epsilon$-loss (Q5). So the loop runs eq. 3 with $p(x_0\mid x_t)$ replaced by a point mass at its mean.
+#
+# **Why that is allowed, and when.** With exact posterior *samples*, eq. 2-3 are exact at any step size. The
+# pair $(\hat x_0, x_t)$ then has the joint $q(x_0, x_t)$, and any correction that keeps eq. 7 gives
+# $x_{t-1} \sim q(x_{t-1})$. One step from $x_T$ straight to $t = 0$ would then be a perfect sampler.
+# But a sampler of $p(x_0\mid x_t)$ is a generative model of the data, the very thing we are building.
+# The mean is what a network can learn. Using it is an approximation, and it is good when $x_{t-1}$ depends
+# little on $\hat x_0$: the weight $A_t$ of Q4 is small for small steps. The error then stays small, and
+# in the limit the deterministic loop is the probability-flow ODE (notebook 04). The experiment: on the
+# two-mode 1-D mixture, start from exact samples of $q(x_T)$, take the deterministic correction, and compare
+# one step with a posterior sample against one step and several steps with the mean.
+
+# %%
+mix1 = d.GaussianMixture.two_gaussians_1d()
+g = torch.Generator().manual_seed(3)
+n1 = 20_000
+x_T1 = forward.F(mix1.sample(n1, g), torch.randn(n1, 1, generator=g, dtype=torch.float64), 1000)  # exactly q(x_T)
+reference = mix1.sample(n1, g)
+mean_model = d.x0_model_from_eps(mix1.eps_model(sched), sched)
+
+
+def sample_model(x, t):
+    """x0_hat ~ p(x_0 | x_t), exactly: the mixture's posterior at noise level sigma_t."""
+    ab_t = sched.alpha_bar[t].to(x.dtype)
+    return mix1.posterior_sample(x / ab_t.sqrt()[:, None], ((1 - ab_t) / ab_t).sqrt(), g)
+
+
+def w1(a, b):
+    """The 1-D Wasserstein-1 distance between two equal-size samples: mean gap of the sorted values."""
+    return (a.sort(0).values - b.sort(0).values).abs().mean().item()
+
+
+runs = {}
+for label, model, steps in (("sample", sample_model, 1), ("sample", sample_model, 2), ("mean", mean_model, 1),
+                            ("mean", mean_model, 5), ("mean", mean_model, 50)):
+    grid = d.ddim_timesteps(1000, steps, "trailing")              # 1000, ..., 0
+    runs[f"{steps} step{'s' * (steps > 1)}, {label}"] = d.sample_estimate_correct(model, forward, grid, x_T1,
+                                                                               "deterministic").x
+dist = {name: w1(x, reference) for name, x in runs.items()}
+floor = w1(mix1.sample(n1, g), reference)
+for name, value in dist.items():
+    print(f"{name:18s} W1 to the data {value:.3f}")
+print(f"{'two data samples':18s} W1 {floor:.3f} (the sampling noise)")
+assert dist["1 step, sample"] < 2 * floor and dist["2 steps, sample"] < 2 * floor
+assert dist["1 step, mean"] > 0.5 > dist["5 steps, mean"] > dist["50 steps, mean"]
+
+edges = torch.linspace(-2.2, 2.2, 89)
+x_line = edges[:, None].double()
+fig, axes = plt.subplots(1, 4, figsize=(12, 3.1), sharey=True)
+for ax, name in zip(axes, ("1 step, sample", "1 step, mean", "5 steps, mean", "50 steps, mean")):
+    ax.hist(runs[name].squeeze(1).clamp(-2.2, 2.2).numpy(), bins=edges.numpy(), density=True, alpha=0.6)
+    ax.plot(x_line.squeeze(1), mix1.log_prob(x_line).exp(), "k", lw=1)
+    ax.set(title=f"{name}\nW1 {dist[name]:.3f}", xlabel="x_0")
+axes[0].set_ylabel("density")
+plt.suptitle("From exact x_T to x_0: a posterior sample is exact in one step; the mean needs many small steps")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# One step with a posterior sample lands on the data (the black curve): its distance to the data is the
+# sampling noise. One step with the mean puts every point near the average of $p(x_0\mid x_T)$, which is
+# close to 0 and lies between the two modes. Five steps with the mean find both modes but leave them too
+# wide. Fifty steps come close to the data. The loop uses the mean because that is what can be learned, and
+# the small steps are what make it work.
+
+# %% [markdown]
+# ## 6. A corruption with no noise: blur
 #
 # `diffedu.Blur(T, std_max)` blurs with a Gaussian kernel whose width grows with $t$. There is no
 # $\epsilon$: $\mathcal F_t(x_0, r) = A_t(x_0) + r$, and "solving for the noise" means taking the

@@ -22,6 +22,20 @@
 #
 # Everything here runs on the **exact** denoiser of a Gaussian mixture, so the only error you see
 # is the sampler's own.
+#
+# **Sources.** The first half follows the EDM notes ([EDM notes], Chinese course notes on Karras et
+# al.) section by section and fills in the steps they skip; the paper is [EDM] (equation numbers of
+# arXiv 2206.00364).
+#
+# | here | [EDM notes] | [EDM] |
+# | --- | --- | --- |
+# | 1. s(t), σ(t) and the SDE's f, g | §1.1 扩散模型的通用加噪公式 (the general noising formula) | App. B.2, eq. 28, 34; Tab. 1 |
+# | 2. the PF-ODE with s and σ alone | §1.2 一步写出 PF-ODE (writing the PF-ODE in one step) | eq. 1, 4 |
+# | 3. the denoiser, its loss and the score | §1.3 通用确定性采样 (general deterministic sampling) | eq. 2, 3 |
+# | 4. DDIM is Euler | – | §3, Alg. 1 |
+# | 5-7. Euler/Heun, Karras steps, churn, preconditioning | – | eq. 5, Alg. 1-2, App. B.6, Tab. 1 |
+#
+# Two lines of the notes are wrong and are corrected in marked **Erratum** boxes below.
 
 # %%
 import math
@@ -32,14 +46,16 @@ import sympy as sp
 import torch
 
 import diffedu as d
+from diffedu.symbolic import fokker_planck as sym_fp
 from diffedu.symbolic import precond as sym_precond
 from diffedu.symbolic import processes as sym_proc
+from diffedu.symbolic import score as sym_score
 
 torch.set_num_threads(2)
 mix = d.GaussianMixture.eight_gaussians()
 
 # %% [markdown]
-# ## 1. Every Gaussian forward process is a pair s(t), σ(t)
+# ## 1. Every Gaussian forward process is a pair s(t), σ(t)  [EDM notes §1.1]
 #
 # The EDM notes observe that flow matching ($x_t = (1-t)x_0 + t\epsilon$), score matching
 # ($x_t = x_0 + \sigma_t \epsilon$) and DDPM ($x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\epsilon$)
@@ -47,7 +63,8 @@ mix = d.GaussianMixture.eight_gaussians()
 # $$p(x_t \mid x_0) = \mathcal N\big(s(t)\,x_0,\; s(t)^2\sigma(t)^2 I\big).$$
 # The SDE $dx = f(t)x\,dt + g(t)\,dw$ has exactly such marginals, with $s = e^{\int_0^t f}$ and
 # $\sigma^2 = \int_0^t g^2/s^2$. Differentiating both gives $f$ and $g$ from $s$ and $\sigma$
-# [EDM eq. 28, 34]:
+# [EDM eq. 28, 34]. The derivation then checks its answer against Itô's moment equations: with these
+# $f, g$ the SDE's mean really is $s\,x_0$ and its variance really is $s^2\sigma^2$.
 
 # %%
 sde = sym_proc.sde_from_s_sigma()
@@ -78,17 +95,62 @@ for name, proc in processes.items():
 
 # %%
 back = sym_proc.s_sigma_from_sde()
+back.show()
 assert back.verify() == []
-for text, expr in back.steps:
-    print(f"{text:45s} {expr.rhs}")
 
 # %% [markdown]
-# ## 2. The probability-flow ODE with s and σ alone
+# > **Erratum ([EDM notes] §1.1, the system of four equations for s(t) and σ(t)).** The notes write
+# > $\sigma(t) = \int_0^t g^2(r)/s^2(r)\,dr$. The integral is the *variance* of $x_t/s(t)$, so the right
+# > form is $\sigma(t)^2 = \int_0^t g^2(r)/s^2(r)\,dr$; the notes' own §1.2 writes
+# > $\sigma(t) = \sqrt{\int_0^t g^2/s^2\,dr}$, correctly. For EDM's process $g^2 = 2t$, so the notes' form
+# > would make $\sigma = t^2$ where the process has $\sigma = t$.
+# > The cell below integrates $g^2/s^2$ of each process of the package: it equals $\sigma^2$, never $\sigma$.
+
+# %%
+r = sym_proc.r
+print(f"{'process':13s} {'int_0^t g^2/s^2 dr':52s} = sigma^2   = sigma (notes)")
+for name, proc in processes.items():
+    integral = sp.simplify(sp.integrate(sp.simplify(proc.g(r) ** 2 / proc.s(r) ** 2), (r, 0, t)))
+    right = sp.simplify(integral - proc.sigma(t) ** 2) == 0
+    notes = sp.simplify(integral - proc.sigma(t)) == 0
+    assert right and not notes, name
+    print(f"{name:13s} {str(integral):52s} {right!s:10s} {notes}")
+
+# %% [markdown]
+# ## 2. The probability-flow ODE with s and σ alone  [EDM notes §1.2]
 #
-# The PF-ODE $dx = [f x - \tfrac12 g^2 \nabla_x \log p_t(x)]\,dt$ needs the score of $p_t$.
-# Since $p_t(x) = s^{-d}\,[p_{data} * \mathcal N(0,\sigma^2)](x/s)$, the chain rule and Tweedie's
-# formula $\nabla \log p(y;\sigma) = (D(y;\sigma) - y)/\sigma^2$ turn it into an equation with $s$,
-# $\sigma$ and the denoiser $D$ only [EDM eq. 4]:
+# The notes' plan: take the SDE's probability-flow ODE $dx = [f x - \tfrac12 g^2 \nabla_x \log p_t(x)]\,dt$
+# [Song eq. 13], write $p_t$ through the data, and substitute $f, g$ from §1, so that only $s$ and
+# $\sigma$ remain. They skip two steps: the PF-ODE itself (通过一个超级复杂的推导过程, "a super
+# complicated derivation") and $p_t$ (经过了漫长的推导过程, "a long derivation"). Both are done here.
+#
+# **The noised density.** $x_t = s\,(y + \sigma n)$ with $y \sim p_{data}$ and $n \sim \mathcal N(0, I)$, so
+# $y + \sigma n$ has the density of a sum (a convolution), and scaling by $s$ divides by $s^d$:
+
+# %%
+conv = sym_score.p_t_convolution()
+conv.show()
+assert conv.verify() == []
+
+# %% [markdown]
+# ### Q (EDM notes §1.2): why does the ODE have the same marginals as the SDE?
+#
+# The notes take the PF-ODE from [Song] after "a super complicated derivation". In one dimension,
+# with Gaussian data, the whole argument fits on a page: the density $\mathcal N(s x_0, s^2(\sigma^2 + v))$
+# of the SDE solves its Fokker-Planck equation, and the ODE $dx/dt = f x - \tfrac12 g^2 \partial_x \log p_t$
+# moves that same density by the continuity equation, which is the Fokker-Planck equation with the
+# diffusion term folded into the drift. Same equation, same initial density, same $p_t$ at every $t$:
+
+# %%
+fp = sym_fp.pf_ode_fokker_planck()
+fp.show()
+assert fp.verify() == []
+
+# %% [markdown]
+# **The PF-ODE with s and σ.** Now substitute. The chain rule on $\log p(x/s;\sigma)$ brings a
+# factor $1/s$, and Tweedie's formula $\nabla \log p(y;\sigma) = (D(y;\sigma) - y)/\sigma^2$ (derived in §3)
+# replaces the score by the denoiser $D$, leaving $s$, $\sigma$ and $D$ only [EDM eq. 4]. The step
+# "Substitute f = ..." is the notes' last line of §1.2; the last step is the slope $d_i$ of EDM's Algorithm 1.
 
 # %%
 ode = sym_proc.pf_ode()
@@ -107,11 +169,23 @@ for name, proc in processes.items():
 print("ode_coefs matches the derived PF-ODE for", ", ".join(processes))
 
 # %% [markdown]
-# ## 3. The denoiser and the score
+# ## 3. The denoiser, its loss, and the score  [EDM notes §1.3]
 #
-# For the mixture, $D(x;\sigma) = E[x_0 \mid x_0 + \sigma\epsilon = x]$ is a closed form. Tweedie's
-# formula says $D = x + \sigma^2 \nabla\log p(x;\sigma)$; here autograd differentiates the exact
-# log-density and we compare.
+# The notes unify what each model predicts (SMLD a score, DDPM/DDIM the noise, flow matching a
+# velocity) by one denoiser $D(x;\sigma)$ trained with the loss
+# $\mathbb E_{y\sim p_{data}}\mathbb E_{n\sim\mathcal N(0,\sigma^2 I)}\|D(y+n;\sigma) - y\|^2$ [EDM eq. 2].
+# Two facts make $D$ the right object. **Tweedie's formula** [EDM eq. 3] says the score is the
+# denoising direction, $\nabla\log p(x;\sigma) = (\mathbb E[y \mid x] - x)/\sigma^2$: differentiate the
+# convolution of §2 under the integral. Here for a two-component mixture in closed form:
+
+# %%
+tw = sym_score.tweedie()
+tw.show()
+assert tw.verify() == []
+
+# %% [markdown]
+# The package's `GaussianMixture` computes $D(x;\sigma) = E[x_0 \mid x_0 + \sigma\epsilon = x]$ for the
+# course's 2-D data; autograd differentiates its exact log-density, and Tweedie holds to round-off:
 
 # %%
 x = mix.sample(256, torch.Generator().manual_seed(0)) + 0.3
@@ -123,10 +197,89 @@ for sigma in (0.05, 0.5, 5.0):
 print("D(x; sigma) = x + sigma^2 grad log p(x; sigma) holds to 1e-10 at sigma = 0.05, 0.5, 5")
 
 # %% [markdown]
+# **The loss and its minimiser.** The second fact: the loss of EDM eq. 2 is minimised, at each $x$,
+# by the posterior mean $\mathbb E[y \mid y + n = x]$, which is exactly the $D$ in Tweedie's formula.
+# So a denoiser trained to its optimum *is* a score model, and the PF-ODE of §2 can run on it.
+
+# %%
+dm = sym_score.denoiser_minimiser()
+dm.show()
+assert dm.verify() == []
+
+# %% [markdown]
+# > **Erratum ([EDM notes] §1.3, "去噪网络最理想的状态: $D_\theta(y + n; \sigma) = y$", the ideal denoiser).**
+# > $D$ sees only $x = y + n$, and many pairs $(y, n)$ give the same $x$, so no function of $x$ returns
+# > $y$. The loss is minimised by the posterior mean $D^*(x;\sigma) = \mathbb E[y \mid y + n = x]$, and its
+# > minimum is the average posterior variance $\mathbb E_x \operatorname{Var}(y \mid x) > 0$, not 0.
+# > The cell below checks it on two 1-D modes $\tfrac12\mathcal N(-1, 0.3^2) + \tfrac12\mathcal N(1, 0.3^2)$ at
+# > $\sigma = 0.5$ with 200 000 Monte-Carlo pairs: the exact denoiser's loss equals the posterior variance
+# > (lambdified from `denoiser_minimiser`), it beats returning $x$ or the data mean, and every perturbation
+# > $D^* + \delta h(x)$ costs more, by $\delta^2 \mathbb E[h^2]$.
+
+# %%
+mix1 = d.GaussianMixture.two_gaussians_1d()
+sigma_b, gen = 0.5, torch.Generator().manual_seed(4)
+y1 = mix1.sample(200_000, gen)
+x1 = y1 + sigma_b * torch.randn(y1.shape, generator=gen, dtype=y1.dtype)
+D_star = mix1.denoiser(x1, sigma_b)
+S = sym_score
+at = {S.m_1: -1.0, S.m_2: 1.0, S.s_1: 0.3, S.s_2: 0.3, S.w_1: 0.5, S.sig: sigma_b}
+post_mean = sp.lambdify(S.x, dm.result["D"].subs(at), "numpy")
+post_var = sp.lambdify(S.x, dm.result["posterior_variance"].subs(at), "numpy")
+assert np.allclose(post_mean(x1.numpy()), D_star.numpy(), atol=1e-12)  # the derivation is the package's denoiser
+
+
+def loss(D):
+    return ((D - y1) ** 2).mean().item()
+
+
+expected = post_var(x1.numpy()).mean()
+print(f"D(x) = x (return the input)          loss {loss(x1):.4f}   (sigma^2 = {sigma_b**2})")
+print(f"D(x) = E[y] = 0 (the data mean)      loss {loss(0 * x1):.4f}   (Var y = {1 + 0.3**2:.2f})")
+print(f"D*(x) = E[y | x] (exact denoiser)    loss {loss(D_star):.4f}   (E Var(y | x) = {expected:.4f})")
+print('"D = y"                              loss 0        (needs y, which D does not see)')
+assert abs(loss(D_star) - expected) < 0.02 * expected and expected > 0.05
+assert loss(D_star) < min(loss(x1), loss(0 * x1))
+print("\nperturbation h(x)   delta   loss(D* + delta h) - loss(D*)   delta^2 E[h^2]")
+for label, h in (("1", torch.ones_like(x1)), ("x", x1), ("sin 3x", torch.sin(3 * x1))):
+    for delta in (-0.2, 0.05, 0.2):
+        excess = loss(D_star + delta * h) - loss(D_star)
+        assert excess > 0, (label, delta)
+        print(f"{label:18s} {delta:+.2f}   {excess:.6f}                        {delta**2 * (h**2).mean().item():.6f}")
+
+# %% [markdown]
+# What the loss sees: the pairs $(x, y)$ form a cloud, not a curve, so "return $y$" is no function of
+# $x$. The exact denoiser runs through the middle of the cloud at each $x$ (the conditional mean).
+# Inside one mode it shrinks $x$ towards that mode's mean, with slope $s_k^2/(s_k^2 + \sigma^2) = 0.09/0.34
+# \approx 0.26$, far flatter than $D = x$ (the cell measures it at $x = 2$); near $x = 0$, where $x$ could
+# have come from either mode, it switches steeply from one mode to the other.
+
+# %%
+grid1 = torch.linspace(-2.5, 2.5, 400, dtype=torch.float64)[:, None]
+fig, ax = plt.subplots(figsize=(5.5, 4))
+ax.scatter(x1[:3000, 0], y1[:3000, 0], s=1, alpha=0.3, label="pairs (x, y), x = y + n")
+ax.plot(grid1[:, 0], mix1.denoiser(grid1, sigma_b)[:, 0], "r", lw=2, label="D*(x) = E[y | x]")
+ax.plot(grid1[:, 0], grid1[:, 0], "k--", lw=1, label="D(x) = x")
+ax.set(title="sigma = 0.5: y given x is spread out; D* is its mean", xlabel="x = y + n", ylabel="y",
+       xlim=(-2.5, 2.5), ylim=(-2, 2))
+ax.legend(loc="upper left", fontsize=8)
+plt.show()
+at2 = torch.tensor([[2.0 - 1e-4], [2.0 + 1e-4]], dtype=torch.float64)
+slope_at_2 = (mix1.denoiser(at2, sigma_b)[1, 0] - mix1.denoiser(at2, sigma_b)[0, 0]).item() / 2e-4
+print(f"slope of D* at x = 2: {slope_at_2:.4f}   (s^2/(s^2 + sigma^2) = {0.09 / 0.34:.4f})")
+assert abs(slope_at_2 - 0.09 / 0.34) < 1e-3
+
+# %% [markdown]
 # ## 4. DDIM is Euler's method
 #
-# In the variables $y = x/\sqrt{\bar\alpha}$ and $\sigma = \sqrt{(1-\bar\alpha)/\bar\alpha}$, DDIM's
-# deterministic update is exactly one Euler step of $dy/d\sigma = (y - D(y;\sigma))/\sigma$:
+# In the variables $y = x_t/\sqrt{\bar\alpha_t}$ and $\sigma = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$ the forward
+# process is $y = x_0 + \sigma\epsilon$, so two lines do it: DDIM's predicted clean image is
+# $\hat x_0 = y - \sigma\hat\epsilon$, and its deterministic update, divided by $\sqrt{\bar\alpha_{t-1}}$, is
+# $y_{next} = \hat x_0 + \sigma_{next}\hat\epsilon = y + (\sigma_{next} - \sigma)\hat\epsilon$. Euler's step on
+# $dy/d\sigma = (y - D(y;\sigma))/\sigma$ [EDM eq. 3] with $D = \hat x_0$ moves $y$ by
+# $(\sigma_{next} - \sigma)(y - \hat x_0)/\sigma$, and $(y - \hat x_0)/\sigma = \hat\epsilon$: the same step. The Euler
+# step in the derivation below is the sampler's own `euler_step(y, slope(y, x0_hat, sigma), ...)`,
+# called on sympy symbols.
 
 # %%
 proof = sym_proc.ddim_is_euler()
