@@ -266,6 +266,17 @@ def test_public_steps_still_take_tensors_and_keep_their_results():
     torch.testing.assert_close(a, b, rtol=1e-15, atol=0)
 
 
+def test_ddim_step_takes_per_sample_alpha_bars_for_both_times():
+    """Per-sample alpha_bar_t and alpha_bar_prev tensors (each sample at its own time), eta = 0 and eta > 0."""
+    x, z = _x(), _x() * 0.5
+    ab, ab_prev = torch.linspace(0.2, 0.6, 16, dtype=torch.float64)[:, None], torch.linspace(0.7, 0.95, 16, dtype=torch.float64)[:, None]
+    for eta, noise in ((0.0, None), (1.0, z)):
+        batch, _ = d.ddim_step(x, x, ab, ab_prev, eta, noise)
+        for i in (0, 7, 15):
+            one, _ = d.ddim_step(x[i:i + 1], x[i:i + 1], ab[i].item(), ab_prev[i].item(), eta, None if noise is None else z[i:i + 1])
+            torch.testing.assert_close(batch[i:i + 1], one, rtol=1e-12, atol=1e-12)
+
+
 def test_adapters_check_the_eps_models_output_shape():
     bad = lambda x, t: x[:, :1]  # noqa: E731
     with pytest.raises(ValueError, match=r"eps_model returned \(16, 1\); it must return a tensor of the input's shape"):

@@ -68,15 +68,16 @@ def ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta=0.0, noise=None, clip_x
         x0_hat = clip(x0_hat, clip_x0)
         eps_hat = eps_from_x0(x, x0_hat, alpha_bar)
     sigma = ddim_sigma(alpha_bar, alpha_bar_prev, eta) if eta else 0.0   # eta = 0 also runs upwards (inversion)
-    if type(sigma) is float and sigma * sigma > 1 - alpha_bar_prev:
+    if type(sigma) is float and sigma > 0 and sigma * sigma > 1 - alpha_bar_prev:  # sigma = 0 always fits
         largest = ddim_max_eta(alpha_bar, alpha_bar_prev)
         raise ValueError(f"eta={eta} makes sigma^2 = {sigma * sigma:.6g} > 1 - alpha_bar_prev = "
                          f"{1 - alpha_bar_prev:.6g}; the largest eta for this step is {largest:.6g}")
     coef_x0, coef_eps = ddim_step_coefs(alpha_bar, alpha_bar_prev, sigma)
     x_prev = coef_x0 * x0_hat + coef_eps * eps_hat
-    if sigma > 0:
+    largest = float(sigma.max()) if torch.is_tensor(sigma) and sigma.numel() > 1 else float(sigma)  # per-sample sigma
+    if largest > 0:
         if noise is None:
-            raise ValueError(f"eta={eta} gives this step sigma = {float(sigma):.6g} > 0: pass noise= (shaped like x)")
+            raise ValueError(f"eta={eta} gives this step sigma = {largest:.6g} > 0: pass noise= (shaped like x)")
         x_prev = x_prev + sigma * noise
     return x_prev, x0_hat
 
