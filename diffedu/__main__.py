@@ -1,4 +1,4 @@
-"""The command line: `python -m diffedu {train, sample, evaluate, export, train-classifier} --help`.
+"""The command line: `python -m diffedu {train, sample, evaluate, export, train-classifier, train-gan, export-gan} --help`.
 
 `--sampler` takes the keys of the sampler registry (`diffedu.samplers.SAMPLERS`).  Every failure the
 user can fix (a bad value, a missing or corrupt file, a full disk, a device this machine lacks) is
@@ -22,7 +22,10 @@ from safetensors import SafetensorError
 
 from ._version import __version__
 from .checkpoint import export_model, load_model, save_classifier
-from .data import TOY_SETS, digits, load_training_data
+from .data import TOY_SETS, digits, load_training_data, mnist
+from .gan import export_generator, train_gan
+
+LABELLED = ("digits", "mnist")   # data sets with class labels: --conditional
 from .metrics import evaluate_sampler
 from .models import MLP, UNet
 from .models.classifier import train_classifier
@@ -45,6 +48,9 @@ examples (each command has its own --help):
   python -m diffedu sample --ckpt runs/digits/ckpt.pt --sampler ddim --steps 50 --eta 0 --out grid.png
   # quality and wall time against the number of network evaluations
   python -m diffedu evaluate --ckpt assets/digits_unet.safetensors --sampler ddim --steps 10,20,50
+  # the GAN baseline (one network call per image): a DCGAN on MNIST, then its generator as a file
+  python -m diffedu train-gan --data mnist --steps 3000 --out runs/gan
+  python -m diffedu export-gan --ckpt runs/gan/ckpt.pt --out gan.safetensors
 """
 
 TRAIN_EPILOG = """\
@@ -111,7 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model (eps-prediction or EDM) and write checkpoints",
                        epilog=TRAIN_EPILOG, formatter_class=raw)
-    t.add_argument("--data", required=True, help="digits | moons | swissroll | checkerboard | mixture | PATH to images")
+    t.add_argument("--data", required=True,
+                   help="digits | mnist | moons | swissroll | checkerboard | mixture | PATH to images")
+    t.add_argument("--conditional", action="store_true",
+                   help="digits, mnist: a class-conditional UNet trained on the labels, with label dropout "
+                        "(classifier-free guidance at sampling: --label, --guidance)")
+    t.add_argument("--label-dropout", type=float, default=TrainConfig.label_dropout,
+                   help="--conditional: share of each batch trained as the null class (default %(default)s)")
     t.add_argument("--steps", type=int, required=True, help="total optimiser steps (a resumed run stops here too)")
     t.add_argument("--out", required=True, help="output folder for ckpt.pt, log.jsonl, sample grids")
     t.add_argument("--resume", action="store_true", help="continue the run in OUT from OUT/ckpt.pt (if it exists)")
@@ -120,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--objective", choices=("eps", "edm"), default=TrainConfig.objective,
                    help="eps: predict the noise on a DDPM linear schedule, T=1000; edm: EDM's denoiser "
                         "(default %(default)s)")
-    t.add_argument("--size", type=int, default=None, help="image side in pixels (default: digits 8, folders 32)")
+    t.add_argument("--size", type=int, default=None, help="image side in pixels (default: digits 8, mnist 28, folders 32)")
     t.add_argument("--channels", type=int, choices=(1, 3), default=3,
                    help="image folders: 3 = RGB, 1 = grey (default %(default)s)")
     # the defaults are TrainConfig's, except three the shipped assets were trained with (assets/README.md)
@@ -163,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=50,
                    help="sampling steps (default %(default)s; ddpm always takes all T)")
     s.add_argument("--n", type=int, default=64, help="number of samples (default %(default)s)")
+    s.add_argument("--label", type=int, default=None,
+                   help="class-conditional models: the class of every sample (default: unconditional)")
+    s.add_argument("--guidance", type=float, default=0.0,
+                   help="classifier-free guidance weight w >= 0 (needs --label; default %(default)s)")
     s.add_argument("--seed", type=int, default=0, help="seeds the starting noise x_T (default %(default)s)")
     s.add_argument("--out", required=True, help="PNG file (a grid for images, a scatter plot for 2-D), or .pt for the tensor")
     add_overwrite_argument(s)
@@ -193,13 +209,51 @@ def build_parser() -> argparse.ArgumentParser:
     add_overwrite_argument(x)
 
     c = sub.add_parser("train-classifier", help="train the small digits classifier used by the metrics")
-    c.add_argument("--size", type=int, default=8,
-                   help="digit side in pixels, match the generator's (default %(default)s)")
+    c.add_argument("--data", choices=LABELLED, default="digits",
+                   help="digits (scikit-learn's, 297 held out) or mnist (the 4,000-digit train split; "
+                        "accuracy on the test split) (default %(default)s)")
+    c.add_argument("--size", type=int, default=None,
+                   help="digits: side in pixels, match the generator's (default 8); mnist is 28")
     c.add_argument("--steps", type=int, default=3000, help="optimiser steps (default %(default)s)")
     c.add_argument("--seed", type=int, default=0, help="seeds the weights and the data order (default %(default)s)")
     c.add_argument("--out", required=True, help=".safetensors file")
     add_overwrite_argument(c)
+    add_threads_argument(c)
+
+    g = sub.add_parser("train-gan", help="train the DCGAN baseline (one network call per image) on MNIST",
+                       epilog=GAN_EPILOG, formatter_class=raw)
+    g.add_argument("--data", choices=("mnist",), default="mnist",
+                   help="mnist: the 4,000-digit train split, 28x28 (default %(default)s)")
+    g.add_argument("--steps", type=int, required=True,
+                   help="total steps, each one D and one G update (a resumed run stops here too)")
+    g.add_argument("--out", required=True, help="output folder for ckpt.pt, log.jsonl, sample grids")
+    g.add_argument("--resume", action="store_true", help="continue the run in OUT from OUT/ckpt.pt (if it exists)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="OUT holds a run: remove its ckpt.pt, log.jsonl and grids and start afresh")
+    g.add_argument("--batch-size", type=int, default=64, help="real images per step (default %(default)s)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="seeds the weights, data order and z: same seed, same run (default %(default)s)")
+    g.add_argument("--ckpt-every", type=int, default=250, help="write OUT/ckpt.pt every this many steps (default %(default)s)")
+    g.add_argument("--sample-every", type=int, default=1000,
+                   help="write a sample grid every this many steps, 0: end only (default %(default)s)")
+    add_threads_argument(g)
+    add_device_argument(g)
+    g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+
+    xg = sub.add_parser("export-gan", help="write a GAN checkpoint's generator as a small .safetensors file")
+    xg.add_argument("--ckpt", required=True, help="a GAN training checkpoint (OUT/ckpt.pt of train-gan)")
+    xg.add_argument("--out", required=True, help="the .safetensors file to write")
+    add_overwrite_argument(xg)
     return p
+
+
+GAN_EPILOG = """\
+A DCGAN (diffedu.models.gan, width 64, z_dim 64) trained with the non-saturating loss and Adam
+(lr 2e-4, betas 0.5, 0.999).  The output folder receives ckpt.pt (both networks, rewritten every
+--ckpt-every steps), log.jsonl (d_loss, g_loss every 50 steps) and samples_STEP.png (64 samples from
+a fixed z).  A killed run continues with the same command plus --resume, exactly where its last
+checkpoint was; a folder that already holds a run is refused unless --resume or --overwrite is given.
+"""
 
 
 def add_device_argument(p: argparse.ArgumentParser) -> None:
@@ -219,7 +273,8 @@ def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
 OPTION_OF = {"steps": "--steps", "objective": "--objective", "batch_size": "--batch-size", "lr": "--lr",
              "weight_decay": "--weight-decay", "warmup": "--warmup", "ema_decay": "--ema", "grad_clip": "--grad-clip",
              "sigma_data": "--sigma-data", "seed": "--seed", "ckpt_every": "--ckpt-every",
-             "sample_every": "--sample-every", "log_every": "--log-every", "device": "--device"}
+             "sample_every": "--sample-every", "log_every": "--log-every", "device": "--device",
+             "label_dropout": "--label-dropout"}
 
 
 @contextlib.contextmanager
@@ -276,6 +331,7 @@ def cmd_train(a) -> None:
                              weight_decay=a.weight_decay, warmup=a.warmup, ema_decay=a.ema, grad_clip=a.grad_clip,
                              sigma_data=a.sigma_data, seed=a.seed, ckpt_every=a.ckpt_every,
                              sample_every=a.sample_every, log_every=a.log_every, device=a.device,
+                             label_dropout=a.label_dropout,
                              progress=not a.no_progress)  # bad values fail here, before anything is read or written
     except ValueError as err:
         field = str(err).split(" ", 1)[0]
@@ -284,25 +340,62 @@ def cmd_train(a) -> None:
         raise ValueError("--resume continues the run in --out and --overwrite replaces it: give one of them, not both")
     _device(a.device)
     _threads_from(a)
-    size = a.size or (8 if a.data == "digits" else 32)
+    if a.conditional and a.data not in LABELLED:
+        raise ValueError(f"--conditional needs labelled data: --data {' or '.join(LABELLED)}, got {a.data!r}")
+    if a.data == "mnist" and a.size not in (None, 28):
+        raise ValueError(f"--data mnist is 28x28: leave out --size (or give 28), got --size {a.size}")
+    size = a.size or {"digits": 8, "mnist": 28}.get(a.data, 32)
     with about("--data", a.data):
         data = load_training_data(a.data, size=size, channels=a.channels, n=a.n_points, seed=a.seed)
+        labels = (digits(size)[1] if a.data == "digits" else mnist("train")[1]) if a.conditional else None
     torch.manual_seed(a.seed)  # the initial weights
     if a.data in TOY_SETS:
         model = MLP(dim=data.shape[1], hidden=a.hidden, depth=a.depth)
     else:
-        mults = a.channel_mults or ([1, 2] if size <= 8 else [1, 2, 2] if size <= 16 else [1, 2, 2, 2])
+        mults = a.channel_mults or ([1, 2] if size <= 8 else [1, 2, 2] if size <= 28 else [1, 2, 2, 2])
         model = UNet(in_channels=data.shape[1], base_channels=a.base_channels, channel_mults=mults,
-                     num_res_blocks=a.num_res_blocks, attention=not a.no_attention)
+                     num_res_blocks=a.num_res_blocks, attention=not a.no_attention,
+                     num_classes=10 if a.conditional else None)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"data {a.data}: {tuple(data.shape)}; model {model.config['kind']} with {n_params / 1e6:.2f}M parameters",
           flush=True)
-    source = a.data if a.data in TOY_SETS or a.data == "digits" else str(Path(a.data).expanduser().resolve())
+    source = a.data if a.data in TOY_SETS or a.data in LABELLED else str(Path(a.data).expanduser().resolve())
     t0 = time.time()
     with about("--out", a.out):
-        train(model, data, a.out, config, resume=a.resume, overwrite=a.overwrite,
+        train(model, data, a.out, config, labels=labels, resume=a.resume, overwrite=a.overwrite,
               meta={"data": source, "size": size if a.data not in TOY_SETS else None})
     print(f"done: {a.out}/ckpt.pt after {time.time() - t0:.1f} s", flush=True)
+
+
+# train_gan's arguments as the train-gan command's options, for messages that name the option
+GAN_OPTION_OF = {"steps": "--steps", "batch_size": "--batch-size", "seed": "--seed", "ckpt_every": "--ckpt-every",
+                 "sample_every": "--sample-every", "device": "--device"}
+
+
+def cmd_train_gan(a) -> None:
+    if a.resume and a.overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: give one of them, not both")
+    _device(a.device)
+    _threads_from(a)
+    images = mnist("train")[0]
+    print(f"data {a.data}: {tuple(images.shape)}; DCGAN generator and discriminator, width 64", flush=True)
+    t0 = time.time()
+    try:
+        with about("--out", a.out):
+            train_gan(images, a.out, a.steps, batch_size=a.batch_size, seed=a.seed, ckpt_every=a.ckpt_every,
+                      sample_every=a.sample_every, resume=a.resume, overwrite=a.overwrite,
+                      progress=not a.no_progress, device=a.device)
+    except ValueError as err:
+        field = str(err).split(" ", 1)[0]
+        raise ValueError(f"{err} (option {GAN_OPTION_OF[field]})" if field in GAN_OPTION_OF else str(err)) from None
+    print(f"done: {a.out}/ckpt.pt after {time.time() - t0:.1f} s", flush=True)
+
+
+def cmd_export_gan(a) -> None:
+    check_output(a.out, a.overwrite, ckpt=a.ckpt)
+    with about("--out", a.out):
+        path = export_generator(a.ckpt, a.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
 def cmd_sample(a) -> None:
@@ -311,7 +404,7 @@ def cmd_sample(a) -> None:
     _threads_from(a)
     trained = load_model(a.ckpt, device=dev)
     t0 = time.time()
-    traj = generate(trained, a.n, sampler=a.sampler, steps=a.steps, eta=a.eta,
+    traj = generate(trained, a.n, sampler=a.sampler, steps=a.steps, eta=a.eta, labels=a.label, guidance=a.guidance,
                     generator=torch.Generator().manual_seed(a.seed))
     x = traj.x.cpu()
     with about("--out", a.out):
@@ -348,16 +441,20 @@ def cmd_export(a) -> None:
 
 def cmd_train_classifier(a) -> None:
     check_output(a.out, a.overwrite)
-    images, labels = digits(a.size)
+    if a.data == "mnist" and a.size not in (None, 28):
+        raise ValueError(f"--data mnist is 28x28: leave out --size (or give 28), got --size {a.size}")
+    _threads_from(a)
+    images, labels = digits(a.size or 8) if a.data == "digits" else mnist("train")
+    test = mnist("test") if a.data == "mnist" else None
     t0 = time.time()
-    clf, acc = train_classifier(images, labels, steps=a.steps, seed=a.seed, progress=True)
+    clf, acc = train_classifier(images, labels, steps=a.steps, seed=a.seed, progress=True, test=test)
     with about("--out", a.out):
-        save_classifier(clf, a.out, meta={"test_accuracy": acc, "steps": a.steps, "seed": a.seed})
+        save_classifier(clf, a.out, meta={"test_accuracy": acc, "steps": a.steps, "seed": a.seed, "data": a.data})
     print(f"held-out accuracy {acc:.4f}; {time.time() - t0:.1f} s -> {a.out}")
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate, "export": cmd_export,
-            "train-classifier": cmd_train_classifier}
+            "train-classifier": cmd_train_classifier, "train-gan": cmd_train_gan, "export-gan": cmd_export_gan}
 # what a user can fix: bad values and files (ValueError), the file system (OSError), torch's devices
 # and memory (RuntimeError), safetensors files; anything else is a bug and keeps its traceback
 USER_ERRORS = (ValueError, OSError, RuntimeError, SafetensorError)
@@ -372,7 +469,7 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         print("interrupted" + (": the same command plus --resume continues from the last checkpoint"
-                               if a.command == "train" else ""), file=sys.stderr)
+                               if a.command in ("train", "train-gan") else ""), file=sys.stderr)
         return 130
     return 0
 

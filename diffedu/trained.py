@@ -64,9 +64,19 @@ class Trained:
             return Target.from_eps(self.model, sched, self.denoiser())
         return Target(self.eps_model(sched), sched, self.denoiser(), EDM_SIGMA_MIN, EDM_SIGMA_MAX)
 
+    @property
+    def num_classes(self) -> int | None:
+        """K of a class-conditional network (labels 0..K-1), None for an unconditional one."""
+        return getattr(self.model, "num_classes", None)
+
     @torch.no_grad()
-    def sample(self, n: int, sampler: str = "ddim", steps: int = 50, eta: float | None = None,
-               generator: torch.Generator | None = None, record: bool = False, **params) -> torch.Tensor:
-        """n samples (on the CPU); `sampler` is a key of `diffedu.samplers.SAMPLERS`, see `diffedu.sampling.generate`."""
+    def sample(self, n: int, sampler: str = "ddim", steps: int = 50, labels=None, guidance: float = 0.0,
+               generator: torch.Generator | None = None, eta: float | None = None, record: bool = False,
+               **params) -> torch.Tensor:
+        """n samples (on the CPU); `sampler` is a key of `diffedu.samplers.SAMPLERS`, see `diffedu.sampling.generate`.
+
+        labels: None (unconditional), an int or an int64 tensor (n,), for a class-conditional model;
+        guidance: w >= 0 of classifier-free guidance, eps_tilde = (1 + w) eps(x, c) - w eps(x) [CFG eq. 6].
+        """
         return generate(self, n, sampler=sampler, steps=steps, eta=eta, generator=generator, record=record,
-                        **params).x.cpu()
+                        labels=labels, guidance=guidance, **params).x.cpu()

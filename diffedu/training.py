@@ -62,6 +62,7 @@ class TrainConfig:
     ema_decay: float = 0.999     # decay of the EMA of the weights that sampling uses
     grad_clip: float = 1.0       # clip the gradient's global norm to this (0: no clipping)
     sigma_data: float = 0.5      # edm: the data's standard deviation [EDM Tab. 1]
+    label_dropout: float = 0.1   # with labels: the share of each batch trained as the null class [CFG §3.2]
     seed: int = 0                # seeds data order (seed) and t/sigma, eps (seed + 1): same seed, same run
     ckpt_every: int = 500        # write ckpt.pt every this many steps, and at the end
     sample_every: int = 0        # write samples_STEP.png every this many steps (0: only at the end)
@@ -78,6 +79,7 @@ class TrainConfig:
         self.warmup = check_int(self.warmup, "warmup", lo=0)
         self.ema_decay = check_number(self.ema_decay, "ema_decay", lo=0, hi=1)
         self.grad_clip = check_number(self.grad_clip, "grad_clip", lo=0, hi=math.inf, hi_open=True)
+        self.label_dropout = check_number(self.label_dropout, "label_dropout", lo=0, hi=1, hi_open=True)
         self.sigma_data = check_number(self.sigma_data, "sigma_data", lo=0, lo_open=True, hi=math.inf, hi_open=True)
         self.seed = check_int(self.seed, "seed", lo=0, hi=2**63 - 2)   # seed + 1 seeds the noise
         self.ckpt_every = check_int(self.ckpt_every, "ckpt_every", lo=1)
@@ -239,7 +241,8 @@ def amp_dtype(dev: torch.device) -> torch.dtype | None:
 
 
 def train(model: nn.Module, data: torch.Tensor, out_dir, config: TrainConfig | None = None, *, betas=None,
-          resume: bool = False, overwrite: bool = False, meta: dict | None = None, **overrides) -> Trained:
+          labels: torch.Tensor | None = None, resume: bool = False, overwrite: bool = False, meta: dict | None = None,
+          **overrides) -> Trained:
     """Train `model` on `data` (N, ...) for `config.steps` optimiser steps in total; returns the EMA model.
 
     config      a TrainConfig; keyword `overrides` replace its fields, or build it when config is None:
@@ -250,6 +253,10 @@ def train(model: nn.Module, data: torch.Tensor, out_dir, config: TrainConfig | N
                 steps (0: only at the end) drawn from the EMA weights with fixed noise; locked
                 (out_dir/.lock) while the run writes, so a second run into it is refused
     model       must have a `.config` (MLP, UNet); its initial weights are the caller's (the CLI seeds them)
+    labels      class labels (N,) int64 for a class-conditional model (`UNet(num_classes=K)`): each batch
+                trains eps(x_t, t, c), with a share `config.label_dropout` of its labels replaced by the
+                null class, so the one network is also the unconditional model of classifier-free
+                guidance [CFG §3.2, Alg. 1]; None for an unconditional model
     resume      continue from out_dir/ckpt.pt; the model config, the schedule, the data (its
                 fingerprint) and the settings that change the path (`TrainConfig.run_args`: objective,
                 batch size, seed, data size) must match.  A finished run writes a missing final grid.
@@ -268,7 +275,12 @@ def train(model: nn.Module, data: torch.Tensor, out_dir, config: TrainConfig | N
     data = data.float()
     betas = _betas(config.objective, betas)
     sched = Schedule(betas) if betas is not None else None
-    meta = dict(meta or {}, shape=list(data.shape[1:]), run_args=config.run_args(len(data)),
+    labels = _check_labels(labels, model, len(data))
+    run_args = config.run_args(len(data))
+    if labels is not None:   # unconditional runs keep the run_args they always had (old checkpoints resume)
+        run_args.update(label_dropout=config.label_dropout, num_classes=model.num_classes,
+                        labels=data_fingerprint(labels)["sha256"])
+    meta = dict(meta or {}, shape=list(data.shape[1:]), run_args=run_args,
                 data_fingerprint=data_fingerprint(data, (meta or {}).get("data")))
     with open_run(out_dir, resume=resume, overwrite=overwrite) as out:
         state = TrainState.start(model.to(dev), config, len(data))
@@ -279,12 +291,39 @@ def train(model: nn.Module, data: torch.Tensor, out_dir, config: TrainConfig | N
             notice(f"{ckpt_path} is at step {state.step}, past steps={config.steps}: nothing to train")
         if state.step and _due(state.step, config.sample_every, config.steps):
             _samples_if_missing(state, config, sched, meta, out)   # the grid of a run killed after its checkpoint
-        _loop(state, config, data, sched, betas, meta, out, dev)
+        _loop(state, config, data, labels, sched, betas, meta, out, dev)
     return _trained(state, config, sched, dict(meta, step=state.step))
 
 
-def _loop(state: TrainState, config: TrainConfig, data: torch.Tensor, sched: Schedule | None, betas,
-          meta: dict, out: Path, dev: torch.device) -> None:
+def _check_labels(labels, model: nn.Module, n: int) -> torch.Tensor | None:
+    """labels (n,) int64 in 0..K-1 for a K-class model; None for an unconditional one (either mismatch: ValueError)."""
+    num_classes = getattr(model, "num_classes", None)
+    if labels is None:
+        return None
+    if num_classes is None:
+        raise ValueError("labels were given but the model is unconditional: build it with num_classes "
+                         "(UNet(..., num_classes=K)) or train without labels")
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long or labels.shape != (n,):
+        what = f"{labels.dtype} of shape {tuple(labels.shape)}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be an int64 tensor of shape ({n},), one per training image; got {what}")
+    lo, hi = torch.stack(torch.aminmax(labels)).tolist()
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(f"labels must be classes in 0..{num_classes - 1} for a {num_classes}-class model, "
+                         f"got values in {lo}..{hi}")
+    return labels
+
+
+def _batch_labels(labels: torch.Tensor | None, idx: torch.Tensor, state: TrainState, p: float, dev) -> torch.Tensor | None:
+    """The batch's labels, each replaced by the null class with probability p (drawn from the run's noise generator)."""
+    if labels is None:
+        return None
+    c = labels[idx].to(dev)
+    drop = torch.rand(c.shape, generator=state.noise, device=dev) < p
+    return torch.where(drop, torch.full_like(c, state.model.null_class), c)
+
+
+def _loop(state: TrainState, config: TrainConfig, data: torch.Tensor, labels: torch.Tensor | None,
+          sched: Schedule | None, betas, meta: dict, out: Path, dev: torch.device) -> None:
     """The optimiser steps from state.step to config.steps, with the log, checkpoints and grids."""
     loss_fn = _loss_fn(config.objective, sched, config.sigma_data)
     autocast = _autocast(dev)
@@ -292,9 +331,12 @@ def _loop(state: TrainState, config: TrainConfig, data: torch.Tensor, sched: Sch
     state.model.train()
     with _Log(out / LOG_NAME, state.step, config) as log:
         while state.step < config.steps:                              # [DDPM Alg. 1]
-            x0 = data[state.batches.next()].to(dev)                   # x_0 ~ q(x_0): the next minibatch  (l. 2)
+            idx = state.batches.next()
+            x0 = data[idx].to(dev)                                    # x_0 ~ q(x_0): the next minibatch  (l. 2)
+            c = _batch_labels(labels, idx, state, config.label_dropout, dev)   # c, or the null class  [CFG Alg. 1]
+            net = state.model if c is None else partial(state.model, c=c)
             with autocast():
-                loss = loss_fn(state.model, x0, state.noise)          # t (or sigma), eps ~ N(0, I)  (l. 3-4)
+                loss = loss_fn(net, x0, state.noise)                  # t (or sigma), eps ~ N(0, I)  (l. 3-4)
             value = loss.item()
             if not math.isfinite(value):                              # a NaN step would poison the weights
                 raise _diverged(state.step + 1, f"the loss is {value}", out / CKPT_NAME, saved, config)
@@ -456,5 +498,7 @@ def _check_same(saved: dict, now: dict, path) -> None:
 def save_samples(trained: Trained, path, n: int = 64, seed: int = 0) -> None:
     """A PNG of n samples from `trained` with fixed noise: DDIM 50 (eps) or EDM Heun 18 steps (edm)."""
     sampler, steps = ("ddim", 50) if trained.objective == "eps" else ("edm-heun", 18)
-    x = trained.sample(n, sampler=sampler, steps=steps, generator=torch.Generator().manual_seed(seed))
+    k = trained.num_classes
+    labels = None if k is None else torch.arange(n) % k             # a class-conditional model: class i mod K
+    x = trained.sample(n, sampler=sampler, steps=steps, labels=labels, generator=torch.Generator().manual_seed(seed))
     save_grid(x, path)

@@ -4,11 +4,11 @@ optional third-party packages only).  Read from the source with `ast`, so functi
 count too.
 
     base      _checks, _ops, _recording, _version
-    core      schedules, processes, forward, posterior, param, precond, losses
+    core      schedules, processes, forward, posterior, param, precond, losses, guidance
     samplers  trajectory, samplers/*
     models    models/*
     io        trained, sampling, checkpoint, assets, data, rundir
-    apps      training, metrics, plotting, widgets/*, symbolic/*, __main__
+    apps      training, gan, metrics, plotting, widgets/*, symbolic/*, __main__
     package   diffedu/__init__.py (the public re-exports)
 """
 import ast
@@ -23,11 +23,11 @@ LAYERS = ["base", "core", "samplers", "models", "io", "apps", "package"]
 LAYER_OF = {
     "_checks": "base", "_ops": "base", "_recording": "base", "_version": "base",
     "schedules": "core", "processes": "core", "forward": "core", "posterior": "core", "param": "core",
-    "precond": "core", "losses": "core",
+    "precond": "core", "losses": "core", "guidance": "core",
     "trajectory": "samplers", "samplers": "samplers",
     "models": "models",
     "trained": "io", "sampling": "io", "checkpoint": "io", "assets": "io", "data": "io", "rundir": "io",
-    "training": "apps", "metrics": "apps", "plotting": "apps", "widgets": "apps", "symbolic": "apps",
+    "training": "apps", "gan": "apps", "metrics": "apps", "plotting": "apps", "widgets": "apps", "symbolic": "apps",
     "__main__": "apps",
 }
 # third-party packages a function may import locally: optional at run time, or heavy and needed

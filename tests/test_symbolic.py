@@ -15,6 +15,7 @@ import diffedu.schedules as SCH
 from diffedu import symbolic as S
 from diffedu.symbolic import ddim as sym_ddim
 from diffedu.symbolic import forward as sym_forward
+from diffedu.symbolic import guidance as sym_guidance
 from diffedu.symbolic import param as sym_param
 from diffedu.symbolic import posterior as sym_posterior
 from diffedu.symbolic import precond as sym_precond
@@ -54,7 +55,8 @@ def test_registry_tables_are_built_once_and_read_only():
     with pytest.raises(TypeError):
         S.WAIVERS["diffedu.forward.q_sample"] = "overwritten"
     # the registry holds exactly what the derivation modules declare, in their order
-    declared = [p for m in (sym_forward, sym_posterior, sym_ddim, sym_param, sym_precond, sym_steps, sym_unified)
+    declared = [p for m in (sym_forward, sym_posterior, sym_ddim, sym_param, sym_precond, sym_steps, sym_unified,
+                            sym_guidance)
                 for p in m.PAIRS]
     assert list(S.PAIRS) == declared
 

@@ -1,5 +1,6 @@
 """Networks: `MLP` (2-D data), `UNet` (images), `DigitClassifier` (features for the digits metrics),
-and `GaussianMixture` (the exact denoiser of a mixture, no training).
+`Generator` and `Discriminator` (the DCGAN baseline), and `GaussianMixture` (the exact denoiser of a
+mixture, no training).
 
 Every trainable network carries a `.config` dict; `build_model(config)` rebuilds it, which is
 how checkpoints and the shipped assets restore a model.
@@ -10,14 +11,16 @@ from __future__ import annotations
 
 from .analytic import GaussianMixture
 from .classifier import DigitClassifier
+from .gan import Discriminator, Generator
 from .mlp import MLP
 from .unet import UNet
 
-KINDS = {"mlp": MLP, "unet": UNet, "classifier": DigitClassifier}
+KINDS = {"mlp": MLP, "unet": UNet, "classifier": DigitClassifier, "gan_generator": Generator,
+         "gan_discriminator": Discriminator}
 
 
 def build_model(config: dict):
-    """A fresh (untrained) network from a `.config` dict: {"kind": "mlp" | "unet" | "classifier", **kwargs}.
+    """A fresh (untrained) network from a `.config` dict: {"kind": one of KINDS, **kwargs}.
 
     The constructors check every value (ValueError naming it and its allowed range).  Under
     `with torch.device("meta"):` nothing is allocated: how the io layer sizes a file's model first.
@@ -32,4 +35,4 @@ def build_model(config: dict):
         raise ValueError(f"cannot build a {config['kind']!r} from config {config}: {err}") from None
 
 
-__all__ = ["MLP", "UNet", "DigitClassifier", "GaussianMixture", "build_model"]
+__all__ = ["MLP", "UNet", "DigitClassifier", "Generator", "Discriminator", "GaussianMixture", "build_model"]

@@ -75,9 +75,10 @@ def outliers(images: torch.Tensor, labels: torch.Tensor, n: int, generator: torc
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, steps: int = 3000, batch_size: int = 128,
                      lr: float = 2e-3, seed: int = 0, holdout: int = 297, noise: float = 0.1,
-                     outlier_weight: float = 0.5, progress: bool = False):
+                     outlier_weight: float = 0.5, progress: bool = False, test=None):
     """Fit a DigitClassifier with Adam on `images`, holding out the last `holdout` (after a seeded
     shuffle) for a test accuracy.  Returns (classifier in eval mode, test accuracy).
+    `test=(images, labels)`: a separate test split (MNIST's); then all of `images` trains (holdout 0).
 
     Real digits get 1-pixel shifts and a little Gaussian noise (std `noise`), so that tiny defects
     a person would not notice are not punished.  Non-digits (`outliers`: noise, blobs, hybrids of
@@ -88,8 +89,10 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, steps: int = 30
     steps = check_int(steps, "steps", lo=1)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    holdout = 0 if test is not None else holdout
     perm = torch.randperm(len(images), generator=g)
-    test, train = perm[len(images) - holdout:], perm[:len(images) - holdout]
+    held, train = perm[len(images) - holdout:], perm[:len(images) - holdout]
+    test_x, test_y = test if test is not None else (images[held], labels[held])
     clf = DigitClassifier(image_size=images.shape[-1])
     opt = torch.optim.Adam(clf.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -107,5 +110,5 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, steps: int = 30
         sched.step()
     clf.eval()
     with torch.no_grad():
-        acc = (clf(images[test]).argmax(1) == labels[test]).float().mean().item() if holdout else float("nan")
+        acc = (clf(test_x).argmax(1) == test_y).float().mean().item() if len(test_y) else float("nan")
     return clf, acc

@@ -13,7 +13,10 @@ The shape of DDPM's network, cut down to what a CPU can train in minutes:
     eps_hat (or EDM's F) of x's shape
 
 Every ResBlock receives the time embedding: sinusoidal(t) -> MLP -> a per-channel shift added
-inside the block, which is how the one network knows how noisy its input is.
+inside the block, which is how the one network knows how noisy its input is.  A class-conditional
+UNet (`num_classes=K`) adds a learned embedding of the label c in 0..K-1 to the time embedding; the
+extra index K is the null class ("no label"), which label dropout trains so that the same network is
+also the unconditional model that classifier-free guidance needs [CFG §3.2].
 
 Imports: torch, _checks, .embedding.  Layer models.
 """
@@ -29,6 +32,7 @@ from .embedding import sinusoidal_embedding
 GROUPS = 8  # GroupNorm groups: statistics per group of channels, independent of the batch size
 MAX_LEVELS = 8      # resolutions (2^7 halvings: far beyond the 64-pixel images this UNet is for)
 MAX_BLOCKS = 64     # ResBlocks per resolution; a config asking for more is a damaged file, not a model
+MAX_CLASSES = 100_000
 
 
 def _norm(ch: int) -> nn.GroupNorm:
@@ -111,13 +115,16 @@ class UNet(nn.Module):
     num_res_blocks   ResBlocks per resolution on the way down (one more on the way up)
     attention        self-attention in the middle block, at the lowest resolution
     dropout          inside ResBlocks (0 keeps training deterministic given the seeds)
+    num_classes      None: unconditional, called as net(x, t); K: class-conditional, called as
+                     net(x, t, c) with c a (B,) LongTensor in 0..K (K = `null_class`, no label;
+                     c omitted means the null class for every sample)
 
     `t` is a (B,) tensor: a LongTensor of paper times 1..T or a float noise label; it is embedded
     as `t.float()`.  `.config` rebuilds the network: `diffedu.models.build_model(unet.config)`.
     """
 
     def __init__(self, in_channels: int = 1, base_channels: int = 32, channel_mults=(1, 2, 2),
-                 num_res_blocks: int = 1, attention: bool = True, dropout: float = 0.0):
+                 num_res_blocks: int = 1, attention: bool = True, dropout: float = 0.0, num_classes: int | None = None):
         super().__init__()
         in_channels = check_int(in_channels, "in_channels", lo=1)
         base_channels = check_int(base_channels, "base_channels", lo=GROUPS)
@@ -131,17 +138,25 @@ class UNet(nn.Module):
         if not isinstance(attention, bool) and attention not in (0, 1):
             raise ValueError(f"attention must be True or False, got {attention!r}")
         dropout = check_number(dropout, "dropout", lo=0, hi=1, hi_open=True)
+        if num_classes is not None:
+            num_classes = check_int(num_classes, "num_classes", lo=1, hi=MAX_CLASSES)
         if base_channels % GROUPS:
             raise ValueError(f"base_channels must be a multiple of {GROUPS} (GroupNorm groups), got {base_channels}")
         self.config = dict(kind="unet", in_channels=in_channels, base_channels=base_channels,
                            channel_mults=list(channel_mults), num_res_blocks=num_res_blocks,
                            attention=bool(attention), dropout=float(dropout))
+        if num_classes is not None:          # unconditional configs stay as they were (shipped files load)
+            self.config["num_classes"] = num_classes
+        self.num_classes = num_classes
         chans = [base_channels * m for m in channel_mults]
         emb_dim = 4 * base_channels
         self.base_channels = base_channels
 
         # time embedding: sinusoidal features of t, then a 2-layer MLP shared by all ResBlocks
         self.time_mlp = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        if num_classes is not None:          # labels 0..K-1 and the null class K, added to the time embedding
+            self.class_emb = nn.Embedding(num_classes + 1, emb_dim)
+            nn.init.zeros_(self.class_emb.weight)
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
 
         # down path; `skips` records the channel count of every tensor pushed on the skip stack
@@ -174,16 +189,25 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        c, n_down = self.config["in_channels"], len(self.config["channel_mults"]) - 1
-        if x.dim() != 4 or x.shape[1] != c:
-            raise ValueError(f"UNet expects x of shape (B, {c}, H, W), got {tuple(x.shape)}")
+    @property
+    def null_class(self) -> int | None:
+        """The label that means "no label" (K for a K-class UNet), None for an unconditional one."""
+        return self.num_classes
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        chans, n_down = self.config["in_channels"], len(self.config["channel_mults"]) - 1
+        if x.dim() != 4 or x.shape[1] != chans:
+            raise ValueError(f"UNet expects x of shape (B, {chans}, H, W), got {tuple(x.shape)}")
         if x.shape[2] % 2**n_down or x.shape[3] % 2**n_down:
             raise ValueError(f"image sides must be divisible by 2^{n_down} = {2**n_down} for "
                              f"channel_mults={self.config['channel_mults']}, got {x.shape[2]}x{x.shape[3]}")
         if t.shape != (x.shape[0],):
             raise ValueError(f"t must have shape ({x.shape[0]},), got {tuple(t.shape)}")
         emb = self.time_mlp(sinusoidal_embedding(t, self.base_channels))
+        if self.num_classes is not None:
+            emb = emb + self.class_emb(self._labels(c, x.shape[0], x.device))
+        elif c is not None:
+            raise ValueError("this UNet is unconditional (num_classes=None): call it without labels")
         h = self.conv_in(x)
         stack = [h]
         for layer in self.down:
@@ -194,3 +218,18 @@ class UNet(nn.Module):
         for layer in self.up:
             h = layer(torch.cat([h, stack.pop()], dim=1), emb) if isinstance(layer, ResBlock) else layer(h, emb)
         return self.out(h)
+
+    def _labels(self, c, batch: int, device) -> torch.Tensor:
+        """c as a (B,) LongTensor in 0..K (None: the null class K for all); wrong shape, dtype or range is a ValueError."""
+        if c is None:
+            return torch.full((batch,), self.num_classes, dtype=torch.long, device=device)
+        if not isinstance(c, torch.Tensor) or c.dtype != torch.long or c.shape != (batch,):
+            what = f"{c.dtype} of shape {tuple(c.shape)}" if isinstance(c, torch.Tensor) else type(c).__name__
+            raise ValueError(f"c must be a LongTensor of shape ({batch},), got {what}")
+        if c.device.type != "cpu":   # checked once by the caller (guidance, training): no host sync per step
+            return c
+        lo, hi = torch.stack(torch.aminmax(c)).tolist()
+        if lo < 0 or hi > self.num_classes:
+            raise ValueError(f"labels c must be in 0..{self.num_classes} ({self.num_classes} is the null class), "
+                             f"got values in {lo}..{hi}")
+        return c

@@ -20,6 +20,7 @@ that runs.  Nothing is derived at import; each derivation runs once on first use
    elbo        the ELBO as L_T + sum L_{t-1} + L_0, the two optimal reverse variances  [DDPM eq. 5, §3.2]
    score       p_t as a convolution, Tweedie's formula, the denoiser's minimiser  [EDM eq. 2-3, 10]
    fokker_planck  the Gaussian density solves Fokker-Planck; the PF-ODE keeps it  [Song eq. 13, EDM eq. 4]
+   guidance    classifier-free guidance from Bayes: the implicit classifier  [CFG eq. 6]
 6. check       `check(name, expr)`, the learner-facing checker
 
 Pairing: each derivation module declares `PAIRS` and `WAIVERS` beside its derivations (`Pair`,
@@ -39,6 +40,7 @@ from .registry import NUMERIC_MODULES, PAIRS, WAIVERS, Pair, missing_pairs, veri
 from . import ddim as _ddim
 from . import elbo as _elbo
 from . import fokker_planck as _fokker_planck
+from . import guidance as _guidance
 from . import precond as _precond
 from . import processes as _processes
 from . import score as _score
@@ -57,6 +59,7 @@ DERIVATIONS = {f.__name__: f for f in (
     _fokker_planck.pf_ode_fokker_planck,                                      # fokker_planck
     _processes.sde_from_s_sigma, _processes.s_sigma_from_sde, _processes.pf_ode, _processes.ddim_is_euler,
     _steps.ode_steps, _precond.edm_preconditioning,                           # processes, steps, precond
+    _guidance.classifier_free_guidance,                                       # guidance
 )}
 
 __all__ = [

@@ -13,7 +13,7 @@ import importlib
 import inspect
 import types
 
-from . import ddim, forward, param, posterior, precond, processes, steps, unified
+from . import ddim, forward, guidance, param, posterior, precond, processes, steps, unified
 from .pairing import Pair, verify
 
 __all__ = ["NUMERIC_MODULES", "PAIRS", "WAIVERS", "PROCESS_PAIRS", "METHOD_PAIRS", "Pair", "verify",
@@ -21,9 +21,9 @@ __all__ = ["NUMERIC_MODULES", "PAIRS", "WAIVERS", "PROCESS_PAIRS", "METHOD_PAIRS
 
 # the modules whose public functions each need a pair or a waiver
 NUMERIC_MODULES = ("diffedu.schedules", "diffedu.forward", "diffedu.posterior", "diffedu.param", "diffedu.losses",
-                   "diffedu.precond", "diffedu.samplers.edm", "diffedu.samplers.estimate_correct")
+                   "diffedu.precond", "diffedu.samplers.edm", "diffedu.samplers.estimate_correct", "diffedu.guidance")
 
-_DECLARING = (forward, posterior, ddim, param, precond, steps, unified)
+_DECLARING = (forward, posterior, ddim, param, precond, steps, unified, guidance)
 
 
 def _merged(tables) -> types.MappingProxyType:

@@ -122,11 +122,13 @@ assert int((lin < 1e-3).nonzero()[0]) == 826 and int((scheds["linear"].snr < 1e-
 assert [int((sc.alpha_bar < 1e-3).nonzero()[0]) for sc in scheds.values()] == [826, 980, 997]
 assert all(0 < float(sc.snr[T]) < 1e-4 for sc in scheds.values())  # small, never exactly 0
 assert abs(float(lin[T].sqrt()) - 0.0064) < 5e-5
+assert [round(float(sc.alpha_bar[400]), 2) for sc in scheds.values()] == [0.20, 0.65, 0.66]
 
 # %% [markdown]
 # What that means for an image: the same digit and the same noise, at the same times, under each
-# schedule. The linear schedule has destroyed the digit by $t \approx 400$ ($\bar\alpha_{400} = 0.13$,
-# printed above); cosine keeps it longer ($\bar\alpha_{400} = 0.65$).
+# schedule. The linear schedule has all but destroyed the digit by $t \approx 400$ ($\bar\alpha_{400} = 0.20$,
+# printed above: a fifth of the signal variance is left); cosine and sigmoid keep it longer
+# ($\bar\alpha_{400} = 0.65$ and $0.66$), and the digit is still visible there.
 
 # %%
 x0 = digits(size=16)[0][:1].double()
@@ -398,7 +400,8 @@ for dd in dist.values():  # shrinking along the shown times (t = 0: the estimate
 
 # %% [markdown]
 # **A change of mind between $t = 300$ and $t = 100$.** Sample #2 (third pair of rows): at $t = 300$
-# its $\hat x_0$ is a vague vertical stroke (the classifier's "1", at low confidence); it then turns into
+# its $\hat x_0$ is a vertical stroke that the classifier reads as "1" with low confidence; from $t = 274$ to
+# $t = 233$ the low-confidence reading flickers between "5", "9" and "0" (printed below); it then turns into
 # a confident "4" (81% at $t = 200$, framed red; "4" is the reading from $t = 231$ to $t = 173$) and
 # back into a "1" by $t = 100$, which it stays. Sample #4 wavers between "8" and "7" until $t \approx 226$
 # and ends a "7". The sampler adds fresh noise at every step ($\sigma_t^2 = \tilde\beta_t$), so while $x_t$
@@ -414,6 +417,7 @@ for k in (2, 4):
 lab200, conf200 = window[200]
 assert 2 in changers and confident[2] >= {1, 4} and int(final_label[2]) == 1
 assert int(lab200[2]) == 4 and float(conf200[2]) > 0.5 and int(window[100][0][2]) == 1
+assert {5, 9, 0} <= {d_ for d_, t_ in runs[2] if 233 <= t_ <= 274} and (4, 231) in runs[2]
 assert int(final_label[4]) == 7 and {7, 8} <= {d_ for d_, _ in runs[4]}
 assert all(bool((read(x0_hat_at(t))[0] == final_label).all()) for t in (100, 50, 0))
 

@@ -654,8 +654,11 @@ assert torch.equal(a, b) and gap(a, c10) < 0.25 * gap(a, other) and gap(n1, n2) 
 # > **Erratum ([HW6], reference answer: "DDIM generates the clean image directly from noise").**
 # > DDIM does not jump from noise to the image: it walks $S$ steps of $\tau$, each predicting
 # > $\hat x_0$ and moving only to the next time, re-noised to $q(x_{prev} \mid x_0)$'s level. A single
-# > jump from $x_T$ to $x_0$ is allowed by the algebra but gives $\hat x_0(x_T) \approx \mathbb E[x_0]$,
-# > the blurred average of the data. The cell below shows it.
+# > jump from $x_T$ to $x_0$ is allowed by the algebra, but even with the exact model it gives
+# > $\hat x_0(x_T) = \mathbb E[x_0 \mid x_T] \approx \mathbb E[x_0]$: every sample lands on the average of the
+# > data (here the centre of the eight modes). With a learned network it is worse: the network's $\epsilon$
+# > error is multiplied by $\sqrt{1-\bar\alpha_T}/\sqrt{\bar\alpha_T} \approx 157$ (notebook 01, Q1), and the
+# > samples scatter far beyond the data. The cell below shows both.
 #
 # > **Erratum ([HW6], reference answer: "no forward computation is needed at every step").** It says
 # > DDIM "does not need a forward computation at every step" (不需要每一步都进行前向计算). Every DDIM
@@ -665,12 +668,20 @@ assert torch.equal(a, b) and gap(a, c10) < 0.25 * gap(a, other) and gap(n1, n2) 
 # > predicted noise with the true noise [DDPM eq. 14].)
 
 # %%
+exact_eps = mix.eps_model(mlp.sched)       # the exact mixture: E[eps | x_t], no network error
+x_T_64 = x_T_mlp.double()
 with torch.no_grad():
-    one_jump = d.sample_ddim(mlp.model, mlp.sched, x_T_mlp, steps=1, record=False).x
-fd_one, fd_ten = float(mix.per_mode_frechet(one_jump.double())), float(mix.per_mode_frechet(c10.double()))
-print(f"one jump T -> 0: per-mode Fréchet {fd_one:.3f}, spread of the samples {one_jump.std(0).mean():.3f};  "
-      f"10 steps: {fd_ten:.3f}, spread {c10.std(0).mean():.3f};  data spread {mix.sample(1000).std(0).mean():.3f}")
-assert fd_one > 20 * fd_ten and one_jump.std(0).mean() < 0.5 * c10.std(0).mean()
+    jump_exact = d.sample_ddim(exact_eps, mlp.sched, x_T_64, steps=1, spacing="trailing", record=False).x  # grid T, 0
+    ten_exact = d.sample_ddim(exact_eps, mlp.sched, x_T_64, steps=10, record=False).x
+    jump_mlp = d.sample_ddim(mlp.model, mlp.sched, x_T_mlp, steps=1, spacing="trailing", record=False).x
+spread = lambda x: float(x.std(0).mean())  # noqa: E731
+fd = lambda x: float(mix.per_mode_frechet(x.double()))  # noqa: E731
+print(f"exact model, one jump T -> 0: per-mode Fréchet {fd(jump_exact):.3f}, spread {spread(jump_exact):.3f}, "
+      f"mean ({jump_exact.mean(0)[0]:+.3f}, {jump_exact.mean(0)[1]:+.3f});  10 steps: {fd(ten_exact):.3f}, spread {spread(ten_exact):.3f}")
+print(f"the MLP, one jump: spread {spread(jump_mlp):.2f} (its eps error times sqrt(1 - ab_T)/sqrt(ab_T) = "
+      f"{float(((1 - mlp.sched.alpha_bar[T]) / mlp.sched.alpha_bar[T]).sqrt()):.0f});  data spread {spread(mix.sample(1000, torch.Generator().manual_seed(19))):.3f}")
+assert spread(jump_exact) < 0.1 * spread(ten_exact) and float(jump_exact.mean(0).norm()) < 0.05   # all at E[x_0] = 0
+assert fd(jump_exact) > 20 * fd(ten_exact) and spread(jump_mlp) > spread(ten_exact)
 
 # %% [markdown]
 # ## Exercises
