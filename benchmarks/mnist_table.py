@@ -56,7 +56,11 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/mnist_table.md")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    unet, gan, clf = assets.load_mnist_unet(), load_mnist_gan(), assets.load_mnist_classifier()
+    gan, clf = load_mnist_gan(), assets.load_mnist_classifier()
+    try:
+        unet = assets.load_mnist_unet()
+    except ValueError as err:   # not shipped yet: the floor and the GAN rows only, said in the file
+        unet, missing = None, str(err).replace(str(assets.ASSETS.parent) + '/', '')
     f_ref, _ = digit_features_and_probs(mnist("test")[0], clf)
     train_x = mnist("train")[0]
     per = 1000 / a.n
@@ -68,7 +72,7 @@ def main() -> None:
              f"| real vs real (floor) | | | | {statistics.mean(r['fid'] for r in floor):.3f} ± {sd([r['fid'] for r in floor]):.3f} | "
              f"{statistics.mean(r['recognisable'] for r in floor):.3f} | | |"]
     print("\n".join(lines), flush=True)
-    for sampler, eta, steps in SAMPLERS:
+    for sampler, eta, steps in SAMPLERS if unet is not None else ():
         for k in steps:
             t0 = time.perf_counter()
             traj = generate(unet, a.n, sampler, steps=k, eta=eta, generator=torch.Generator().manual_seed(0))
@@ -81,7 +85,7 @@ def main() -> None:
     lines.append(line("DCGAN", None, 1, 1, score(x, clf, f_ref), (time.perf_counter() - t0) * per))
     print(lines[-1], flush=True)
     labels = torch.arange(a.n) % 10
-    for w in GUIDANCE:
+    for w in GUIDANCE if unet is not None else ():
         t0 = time.perf_counter()
         traj = generate(unet, a.n, "ddim", steps=50, labels=labels, guidance=w, generator=torch.Generator().manual_seed(0))
         lines.append(line(f"ddim, guided w = {w:g}", 0.0, 50, traj.nfe * (2 if w else 1),
@@ -94,6 +98,8 @@ def main() -> None:
               "digits; NOT Inception FID, comparable only within this course. Unguided rows sample the null class "
               "(unconditional). NFE counts network calls per image: a guided step with w > 0 is one call on a doubled "
               "batch, counted as 2.", ""]
+    if unet is None:
+        header += [f"The diffusion rows are missing: {missing}.", ""]
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         f.write("\n".join(header + lines) + "\n")

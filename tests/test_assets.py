@@ -8,8 +8,11 @@ import torch
 
 import diffedu
 from diffedu import assets, metrics
+from diffedu.data import mnist
+from diffedu.gan import load_mnist_gan
 
-NAMES = ("digits_unet.safetensors", "mixture_mlp.safetensors", "digits_classifier.safetensors")
+NAMES = ("digits_unet.safetensors", "mixture_mlp.safetensors", "digits_classifier.safetensors",
+         "mnist_classifier.safetensors", "mnist_gan.safetensors")
 
 
 def test_manifest_lists_every_shipped_file_with_its_hash():
@@ -19,7 +22,8 @@ def test_manifest_lists_every_shipped_file_with_its_hash():
         assert manifest[name]["bytes"] < 5_000_000 and "python -m diffedu" in manifest[name]["command"]
 
 
-@pytest.mark.parametrize("load", [assets.load_digits_unet, assets.load_mlp, assets.load_classifier])
+@pytest.mark.parametrize("load", [assets.load_digits_unet, assets.load_mlp, assets.load_classifier,
+                                  assets.load_mnist_classifier, load_mnist_gan])
 def test_each_asset_loads_in_under_a_second(load):
     load()                                   # first call pays for imports (safetensors, scipy)
     t0 = time.perf_counter()
@@ -88,3 +92,28 @@ def test_a_manifest_that_does_not_list_the_file_says_so(tmp_path):
     (tmp_path / assets.MANIFEST).write_bytes(b"\xff\xfe{}")
     with pytest.raises(ValueError, match="manifest.json.*not UTF-8"):
         assets.load_mlp(root=tmp_path)
+
+
+def test_mnist_classifier_reads_the_held_out_test_split():
+    torch.set_num_threads(1)
+    clf = assets.load_mnist_classifier()
+    x, y = mnist("test")                     # never trained on
+    with torch.no_grad():
+        p = clf(x).softmax(1)
+    assert (p.argmax(1) == y).double().mean() > 0.98 and metrics.recognisable_rate(x, clf) > 0.95
+    assert metrics.recognisable_rate(torch.rand(500, 1, 28, 28) * 2 - 1, clf) < 0.05   # noise is no digit
+    assert abs(json.loads((assets.ASSETS / assets.MANIFEST).read_text())["files"]["mnist_classifier.safetensors"]
+               ["test_accuracy"] - float((p.argmax(1) == y).double().mean())) < 1e-3   # the manifest's number
+
+
+def test_mnist_gan_makes_digits_in_one_network_call():
+    torch.set_num_threads(1)
+    gan, clf = load_mnist_gan(), assets.load_mnist_classifier()
+    calls = []
+    gan.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
+    x = gan.sample(1000, generator=torch.Generator().manual_seed(0))
+    assert calls == [1000] and x.shape == (1000, 1, 28, 28) and float(x.abs().max()) <= 1
+    assert metrics.recognisable_rate(x, clf) > 0.6
+    assert len(clf(x).argmax(1).unique()) == 10              # every class appears
+    floor = metrics.mnist_fid(mnist("train")[0][:1000], clf)
+    assert floor < metrics.mnist_fid(x, clf) < 100            # worse than real digits, far from noise (~2000)
