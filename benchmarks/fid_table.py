@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import statistics
 
 import torch
 
 from diffedu import assets
 from diffedu.data import digits
-from _machine import machine  # benchmarks/_machine.py
+from _machine import machine, write_table  # benchmarks/_machine.py
 from diffedu.metrics import RECOGNISABLE_THRESHOLD, digit_features_and_probs, evaluate_sampler, fid_from_features
 
 ROWS = [("ddpm", (1000,), None)] + [("ddim", (10, 20, 50, 100), eta) for eta in (0.0, 1.0)] + \
@@ -73,10 +72,7 @@ def main() -> None:
               "Digits FID = Fréchet distance in the shipped classifier's 64-d feature space, not Inception "
               "FID; comparable only within this course. DDIM uses leading spacing; EDM samplers use Karras "
               "sigmas (rho 7) over the schedule's own sigma range, the eps-model wrapped as a denoiser.", ""]
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write("\n".join(header + lines) + "\n")
-    print("wrote", a.out)
+    write_table(a.out, header, lines)
 
 
 if __name__ == "__main__":

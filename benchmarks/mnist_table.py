@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import statistics
 import time
 
@@ -28,7 +27,7 @@ from diffedu.data import mnist
 from diffedu.gan import load_mnist_gan
 from diffedu.metrics import RECOGNISABLE_THRESHOLD, digit_features_and_probs, fid_from_features
 from diffedu.sampling import generate
-from _machine import machine  # benchmarks/_machine.py
+from _machine import machine, write_table  # benchmarks/_machine.py
 
 SAMPLERS = [("ddpm", None, (1000,)), ("ddim", 0.0, (10, 20, 50, 100)), ("ddim", 1.0, (10, 20, 50, 100)),
             ("edm-heun", None, (6, 11, 26))]
@@ -100,10 +99,7 @@ def main() -> None:
               "batch, counted as 2.", ""]
     if unet is None:
         header += [f"The diffusion rows are missing: {missing}.", ""]
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write("\n".join(header + lines) + "\n")
-    print("wrote", a.out)
+    write_table(a.out, header, lines)
 
 
 if __name__ == "__main__":

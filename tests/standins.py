@@ -1,4 +1,4 @@
-"""Stand-ins for trained networks and the schedule table, shared by the tests."""
+"""Stand-ins for trained networks, the schedule table and a checkpoint comparison, shared by the tests."""
 import torch
 
 import diffedu as d
@@ -31,3 +31,14 @@ def tiny_mlp():
     """The training tests' network: a 2-D MLP small enough that a run of dozens of steps takes a second."""
     torch.manual_seed(0)
     return d.MLP(hidden=32, depth=1, emb_dim=16)
+
+
+def same_state(a, b):
+    """Every tensor in two nested checkpoint structures is bitwise equal."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
+    return a == b

@@ -16,6 +16,7 @@ from diffedu.gan import (GANState, discriminator_loss, export_generator, load_ga
 from diffedu.models import build_model
 from diffedu.models.gan import Discriminator, Generator, dcgan_init_
 from diffedu.training import TrainingDiverged
+from standins import same_state
 
 pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
@@ -33,17 +34,6 @@ def run(out, steps, data, **kw):
 
 def gen(seed):
     return torch.Generator().manual_seed(seed)
-
-
-def same_state(a, b):
-    """Every tensor in two nested checkpoint structures is bitwise equal."""
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 # 1. the networks

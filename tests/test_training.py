@@ -17,7 +17,7 @@ from diffedu.checkpoint import REQUIRED, export_model, load_checkpoint, load_mod
 from diffedu.data import toy_2d
 from diffedu.training import BatchSampler, TrainConfig, ema_update, lr_at, train
 
-from standins import tiny_mlp
+from standins import same_state, tiny_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,17 +28,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 def run(tmp, steps, **kw):
     kw = dict(dict(batch_size=64, lr=2e-3, ckpt_every=10, progress=False, seed=0), **kw)
     return train(tiny_mlp(), toy_2d("mixture", 512), tmp, steps=steps, **kw)
-
-
-def same_state(a, b):
-    """Every tensor in two nested checkpoint structures is bitwise equal."""
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 def test_eps_training_lowers_the_loss_and_writes_outputs(tmp_path):
