@@ -103,6 +103,9 @@ def sample_ddim(eps_model, sched: Schedule, x_T: torch.Tensor, steps: int = 50, 
     sigma_t^2 = beta_tilde_t, noise for noise (same `noises` give the same path).  Noise: one
     fresh z per step with sigma > 0, that is every step but the last when eta > 0, none when
     eta = 0.  eta > 1 is allowed as long as sigma^2 <= 1 - alpha_bar_prev at every step.
+    The grid is `ddim_timesteps(T, steps, spacing)`: the default "leading" (diffusers') starts at
+    (steps - 1) (T // steps) + 1, not at T, so with few steps the first state is treated as less
+    noisy than x_T ~ N(0, I) is (steps = 1: a single step from t = 1); "trailing" always starts at T.
     """
     eta = check_number(eta, "eta", lo=0)  # inf: refused below with the largest eta allowed
     check_start(x_T)
