@@ -6,12 +6,14 @@ log line every 10 steps), with the CLI's defaults (batch 128, lr 5e-4, EMA 0.999
   digits UNet  python -m diffedu train --data digits --base-channels 32 --num-res-blocks 2
                (8x8 digits, channel mults [1, 2], attention at the lowest resolution; eps-prediction)
   2-D MLP      python -m diffedu train --data moons  (MLP hidden 128, depth 3; eps-prediction)
+  MNIST UNet   python -m diffedu train --data mnist --conditional --batch-size 64  (28x28, base 32, mults
+               [1, 2, 2], 10 classes with label dropout 0.1: the shipped MNIST model's configuration)
 Checkpoints are written only at the end (the CLI writes one every 250 steps, a few ms for these
 models), so the timed window holds optimiser steps alone.  Timing: the loop's own log
 (log.jsonl, "seconds" every 10 steps); the first `--warmup` steps are dropped, and the table
 shows the median over the 10-step windows that follow, as samples/s and ms per step.
 
-    .venv/bin/python benchmarks/training_throughput.py [--steps 200] [--warmup 20] [--out FILE.md]
+    .venv/bin/python benchmarks/training_throughput.py [--steps 200] [--warmup 20] [--models mnist] [--out FILE.md]
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import time
 import torch
 
 import diffedu as d
-from diffedu.data import load_training_data
+from diffedu.data import load_training_data, mnist
 from diffedu.models import MLP, UNet
 from diffedu.training import TrainConfig, train
 from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
@@ -49,17 +51,25 @@ def moons_mlp():
     return MLP(dim=data.shape[1], hidden=128, depth=3), data
 
 
-MODELS = {"digits UNet (8x8, base 32, 2 res blocks)": digits_unet, "2-D MLP (hidden 128, depth 3)": moons_mlp}
+def mnist_unet():
+    data, labels = mnist("train")
+    torch.manual_seed(0)
+    return UNet(in_channels=1, base_channels=32, channel_mults=[1, 2, 2], num_classes=10), data, labels
 
 
-def measure(make, steps: int, warmup: int, device: str) -> tuple[float, float, int]:
+MODELS = {"digits UNet (8x8, base 32, 2 res blocks)": digits_unet, "2-D MLP (hidden 128, depth 3)": moons_mlp,
+          "MNIST UNet (28x28, base 32, conditional)": mnist_unet}
+BATCH_OF = {mnist_unet: 64}   # the CLI command's --batch-size for that model; the others use BATCH
+
+
+def measure(make, steps: int, warmup: int, device: str, batch: int = BATCH) -> tuple[float, float, int]:
     """(median ms per step over 10-step windows after warm-up, mean ms per step, parameter count)."""
-    model, data = make()
+    model, data, *labels = make()
     n_params = sum(p.numel() for p in model.parameters())
     with tempfile.TemporaryDirectory() as tmp:
-        config = TrainConfig(steps=warmup + steps, batch_size=BATCH, lr=5e-4, ema_decay=0.999, seed=0,
+        config = TrainConfig(steps=warmup + steps, batch_size=batch, lr=5e-4, ema_decay=0.999, seed=0,
                              ckpt_every=10**9, sample_every=0, log_every=LOG_EVERY, progress=False, device=device)
-        train(model, data, tmp, config)
+        train(model, data, tmp, config, labels=labels[0] if labels else None)
         log = [json.loads(line) for line in open(os.path.join(tmp, "log.jsonl"))]
     t = {r["step"]: r["seconds"] for r in log}
     marks = [s for s in sorted(t) if s >= warmup]
@@ -72,6 +82,8 @@ def main():
     ap.add_argument("--steps", type=int, default=200, help="timed optimiser steps (a multiple of 10)")
     ap.add_argument("--warmup", type=int, default=20, help="steps before timing starts (a multiple of 10)")
     ap.add_argument("--threads", default="1,2", help="comma-separated CPU thread counts")
+    ap.add_argument("--models", default="digits,2-d,mnist",
+                    help="comma-separated words that pick models by name (default: all three)")
     ap.add_argument("--out", default=None, help="also write the table (with the command) to this file")
     args = ap.parse_args()
     if args.steps % LOG_EVERY or args.warmup % LOG_EVERY or args.steps < 2 * LOG_EVERY:
@@ -81,7 +93,7 @@ def main():
         configs.append(("cuda", None))
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
     lines = [
-        f"# training throughput: batch {BATCH}, {args.steps} timed steps after {args.warmup} warm-up steps, "
+        f"# training throughput: batch {BATCH} (MNIST UNet: 64), {args.steps} timed steps after {args.warmup} warm-up steps, "
         f"median over {LOG_EVERY}-step windows",
         f"# {machine()}{gpu}; load average {os.getloadavg()[0]:.2f} at start; Python {platform.python_version()}, "
         f"torch {torch.__version__}, diffedu {d.__version__}; {time.strftime('%Y-%m-%d')}",
@@ -90,12 +102,16 @@ def main():
         "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     print("\n".join(lines), flush=True)
+    chosen = [w.strip().lower() for w in args.models.split(",")]
     for name, make in MODELS.items():
+        if not any(w in name.lower() for w in chosen):
+            continue
+        batch = BATCH_OF.get(make, BATCH)
         for device, threads in configs:
             if threads is not None:
                 torch.set_num_threads(threads)
-            med, mean, n_params = measure(make, args.steps, args.warmup, device)
-            line = (f"| {name} | {n_params / 1e6:.2f}M | {device} | {threads or '-'} | {BATCH / med * 1e3:,.0f} | "
+            med, mean, n_params = measure(make, args.steps, args.warmup, device, batch)
+            line = (f"| {name} | {n_params / 1e6:.2f}M | {device} | {threads or '-'} | {batch / med * 1e3:,.0f} | "
                     f"{med:.1f} | {mean:.1f} |")
             lines.append(line)
             print(line, flush=True)
