@@ -13,6 +13,7 @@ The noise is fixed by the seed (x_T and every per-step noise), so moving eta sho
     ui.py          the sampler menu (SAMPLERS), STEP_CHOICES, Controls (ipywidgets controls, status line)
     base.py        Explorer: settings, figure, blitting redraw, PNG
     explorer2d.py  image.py  compare.py   the explorers
+    guidance.py    GuidanceExplorer: one class, the guidance weight w, the same noise (needs a conditional model)
 
 Imports: the modules of this package (apps layer: core maths, samplers, models, io, metrics may be imported below).
 """
@@ -20,8 +21,9 @@ from .base import Explorer
 from .compare import Compare
 from .compute import Result
 from .explorer2d import Explorer2D
+from .guidance import GuidanceExplorer
 from .image import ImageExplorer
 from .noise import FixedNoise
 from .ui import SAMPLERS, STEP_CHOICES
 
-__all__ = ["Explorer2D", "ImageExplorer", "Compare", "Explorer", "FixedNoise", "Result", "SAMPLERS", "STEP_CHOICES"]
+__all__ = ["Explorer2D", "ImageExplorer", "GuidanceExplorer", "Compare", "Explorer", "FixedNoise", "Result", "SAMPLERS", "STEP_CHOICES"]
