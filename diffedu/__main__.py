@@ -346,8 +346,10 @@ def cmd_train(a) -> None:
         raise ValueError(f"--data mnist is 28x28: leave out --size (or give 28), got --size {a.size}")
     size = a.size or {"digits": 8, "mnist": 28}.get(a.data, 32)
     with about("--data", a.data):
-        data = load_training_data(a.data, size=size, channels=a.channels, n=a.n_points, seed=a.seed)
-        labels = (digits(size)[1] if a.data == "digits" else mnist("train")[1]) if a.conditional else None
+        if a.conditional:   # images and labels in one read
+            data, labels = digits(size) if a.data == "digits" else mnist("train")
+        else:
+            data, labels = load_training_data(a.data, size=size, channels=a.channels, n=a.n_points, seed=a.seed), None
     torch.manual_seed(a.seed)  # the initial weights
     if a.data in TOY_SETS:
         model = MLP(dim=data.shape[1], hidden=a.hidden, depth=a.depth)

@@ -7,6 +7,7 @@ Imports: torch, numpy, pillow, tqdm, diffedu.models (the exact mixture); layer i
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import math
@@ -142,24 +143,23 @@ def mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         test[members[torch.randperm(len(members), generator=g)[:MNIST_TEST_PER_CLASS]]] = True
     keep = (test if split == "test" else ~test).nonzero().squeeze(1)
     keep = keep[torch.randperm(len(keep), generator=g)]
-    return images[keep].clone(), labels[keep].clone()
-
-
-_MNIST_CACHE: dict = {}
+    return images[keep], labels[keep]          # index tensors copy: the cached arrays stay untouched
 
 
 def _mnist_all() -> tuple[torch.Tensor, torch.Tensor]:
-    """All 5,000 digits in file order (parsed once per process: the CSV takes about a second)."""
-    path = _mnist_file()
-    if path not in _MNIST_CACHE:
-        with gzip.open(path, "rt") as f:
-            data = np.loadtxt(f, delimiter=",", dtype=np.uint8)
-        if data.shape != (5000, 785):
-            raise ValueError(f"{path} should hold 5000 rows of 784 pixels and a label, got shape {data.shape}")
-        images = torch.from_numpy(data[:, :784].astype(np.float32)).reshape(-1, 1, 28, 28) / 127.5 - 1
-        _MNIST_CACHE[path] = (images, torch.from_numpy(data[:, 784].astype(np.int64)))
-    images, labels = _MNIST_CACHE[path]
-    return images, labels
+    """All 5,000 digits in file order."""
+    return _parse_mnist(_mnist_file())
+
+
+@functools.lru_cache(maxsize=None)
+def _parse_mnist(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CSV parsed once per process and file (it takes about a second)."""
+    with gzip.open(path, "rt") as f:
+        data = np.loadtxt(f, delimiter=",", dtype=np.uint8)
+    if data.shape != (5000, 785):
+        raise ValueError(f"{path} should hold 5000 rows of 784 pixels and a label, got shape {data.shape}")
+    images = torch.from_numpy(data[:, :784].astype(np.float32)).reshape(-1, 1, 28, 28) / 127.5 - 1
+    return images, torch.from_numpy(data[:, 784].astype(np.int64))
 
 
 # ---------------------------------------------------------------------------------------------

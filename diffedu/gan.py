@@ -20,8 +20,8 @@ step, with the last good checkpoint kept.  `export_generator` writes the generat
 `load_generator` reads it back.
 
 Imports: json, math, time, torch, tqdm, _checks, models (the DCGAN nets), io (checkpoint's atomic
-writes and .safetensors helpers, rundir), plotting, and training's BatchSampler, pick_device and
-TrainingDiverged: an app.
+writes and .safetensors helpers, rundir), plotting, and training's BatchSampler, pick_device,
+TrainingDiverged, its schedule test `_due` and its resume checks: an app.
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ from .checkpoint import _check_zip, _first_line, _metadata, _read_safetensors, _
 from .checkpoint import model_for_weights
 from .models.gan import Discriminator, Generator, dcgan_init_
 from .plotting import save_grid
-from .rundir import CKPT_NAME, LOG_NAME, data_fingerprint, fingerprint_diff, is_complete_png, notice, open_run, trim_log
-from .training import BatchSampler, TrainingDiverged, pick_device
+from .rundir import CKPT_NAME, LOG_NAME, data_fingerprint, is_complete_png, notice, open_run, trim_log
+from .training import BatchSampler, TrainingDiverged, _check_same, _check_same_data, _due, pick_device
 
 CKPT_FORMAT, EXPORT_FORMAT, VERSION = "diffedu-gan-checkpoint", "diffedu-gan", 1
 REQUIRED = ("format", "version", "step", "generator", "discriminator", "generator_config", "discriminator_config",
@@ -217,11 +217,6 @@ def _check_data(data) -> torch.Tensor:
     return data
 
 
-def _due(step: int, every: int, last: int) -> bool:
-    """Every `every` steps (0: never), and at the last step."""
-    return step == last or (every > 0 and step % every == 0)
-
-
 def _diverged(step: int, what: str, ckpt: Path, saved: int, lr: float) -> TrainingDiverged:
     kept = f"the last good checkpoint {ckpt} (step {saved}) is kept" if saved else "no checkpoint was written"
     return TrainingDiverged(f"GAN training diverged at step {step}: {what}; stopped, {kept}. Try a smaller lr "
@@ -234,15 +229,8 @@ def _resume(st: GANState, path: Path, run_args: dict, fingerprint: dict) -> None
         print(f"resume: no checkpoint at {path} yet, starting from step 0", flush=True)
         return
     ck = load_gan_checkpoint(path)
-    diff = fingerprint_diff(ck["data_fingerprint"], fingerprint)
-    if diff:
-        raise ValueError(f"cannot resume from {path}: the data changed ({'; '.join(diff)}); resume with the "
-                         f"original data or train into a new out folder")
-    changed = [f"{k}: checkpoint {ck['run_args'].get(k)!r}, now {v!r}" for k, v in run_args.items()
-               if ck["run_args"].get(k) != v]
-    if changed:
-        raise ValueError(f"cannot resume from {path}: the run's arguments changed ({'; '.join(changed)}); "
-                         f"use the original arguments or a new out folder")
+    _check_same_data(ck["data_fingerprint"], fingerprint, path)   # the diffusion training's checks and messages
+    _check_same(ck["run_args"], run_args, path)
     st.load(ck)
     print(f"resuming from {path} at step {st.step}", flush=True)
 

@@ -73,6 +73,8 @@ class Guided(nn.Module):
         self.net, self.labels, self.w = net, labels, check_guidance(w)
         if labels is None and self.w:
             raise ValueError(f"guidance={w} needs labels: guidance pushes samples towards a class")
+        # w > 0: the labels of the doubled batch, c then the null class, built once for every call
+        self._both = None if labels is None or not self.w else torch.cat([labels, torch.full_like(labels, net.null_class)])
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.labels is None:
@@ -81,7 +83,6 @@ class Guided(nn.Module):
             raise ValueError(f"Guided holds {len(self.labels)} labels but got a batch of {len(x)}")
         if not self.w:
             return self.net(x, t, self.labels)
-        null = torch.full_like(self.labels, self.net.null_class)
-        both = self.net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([self.labels, null]))
+        both = self.net(torch.cat([x, x]), torch.cat([t, t]), self._both)
         eps_cond, eps_uncond = both.chunk(2)
         return cfg_eps(eps_cond, eps_uncond, self.w)

@@ -168,21 +168,30 @@ def mnist_fid(images: torch.Tensor, classifier=None, reference: torch.Tensor | N
 
 def class_accuracy(images: torch.Tensor, labels, classifier) -> float:
     """Share of `images` the classifier assigns to the asked-for class (`labels`: an int or (N,) int64)."""
-    _, p = digit_features_and_probs(images, classifier)
-    want = torch.as_tensor(labels).expand(len(p)) if torch.as_tensor(labels).dim() == 0 else torch.as_tensor(labels)
-    if want.shape != (len(p),):
-        raise ValueError(f"labels must be an int or have shape ({len(p)},), got {tuple(want.shape)}")
-    return (p.argmax(1) == want.to(p.device)).double().mean().item()
+    return _accuracy(digit_features_and_probs(images, classifier)[1], labels)
+
+
+def _accuracy(probs: torch.Tensor, labels) -> float:
+    """Share of rows of `probs` (N, 10) whose most likely class is `labels` (an int or (N,))."""
+    want = torch.as_tensor(labels, device=probs.device)
+    if want.dim() == 0:
+        want = want.expand(len(probs))
+    if want.shape != (len(probs),):
+        raise ValueError(f"labels must be an int or have shape ({len(probs)},), got {tuple(want.shape)}")
+    return (probs.argmax(1) == want).double().mean().item()
 
 
 def evaluate_sampler(trained, sampler: str = "ddim", steps=(10, 20, 50), eta: float | None = None, n: int = 1000,
-                     seed: int = 0, classifier=None, reference: torch.Tensor | None = None) -> list[dict]:
+                     seed: int = 0, classifier=None, reference: torch.Tensor | None = None, labels=None,
+                     guidance: float = 0.0) -> list[dict]:
     """Quality and wall time against NFE: one row per entry of `steps`, same seed for each.
 
     Digits models (images of one channel): fid (in the classifier's feature space, see
     `digits_fid`) and recognisable (`recognisable_rate`).  2-D models: sw, the sliced Wasserstein
     distance to `reference` (default: fresh points of the training set, seed + 1).  Each row also
     has sampler, steps, eta (None for samplers without one), nfe, seconds (sampling wall time here).
+    A class-conditional model takes `labels` and `guidance` (see `diffedu.sampling.generate`); with
+    labels, image rows also have accuracy (`class_accuracy`: the classifier reads the asked-for class).
     """
     images = len(trained.shape) == 3
     if images:
@@ -199,7 +208,7 @@ def evaluate_sampler(trained, sampler: str = "ddim", steps=(10, 20, 50), eta: fl
     for k in steps:
         g = torch.Generator().manual_seed(seed)
         t0 = time.perf_counter()
-        traj = generate(trained, n, sampler=sampler, steps=k, eta=eta, generator=g)
+        traj = generate(trained, n, sampler=sampler, steps=k, eta=eta, generator=g, labels=labels, guidance=guidance)
         seconds = time.perf_counter() - t0
         x = traj.x.cpu()
         row = dict(sampler=sampler, steps=int(k), eta=None if eta is None else float(eta), nfe=int(traj.nfe))
@@ -207,6 +216,8 @@ def evaluate_sampler(trained, sampler: str = "ddim", steps=(10, 20, 50), eta: fl
             f, p = digit_features_and_probs(x, classifier)
             row.update(fid=fid_from_features(f, f_ref),
                        recognisable=(p.max(1).values > RECOGNISABLE_THRESHOLD).double().mean().item())
+            if labels is not None:
+                row["accuracy"] = _accuracy(p, labels)
         else:
             row.update(sw=sliced_wasserstein(x, ref, generator=torch.Generator().manual_seed(seed)))
         row["seconds"] = seconds

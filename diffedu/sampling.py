@@ -63,11 +63,10 @@ def generate(trained, n: int, sampler: str = "ddim", steps: int = 50, eta: float
 def guided(trained, n: int, labels=None, guidance: float = 0.0):
     """`trained` itself, or a copy whose network is `Guided` at these n labels and weight w."""
     w = check_guidance(guidance)
-    num_classes = getattr(trained.model, "num_classes", None)
-    c = check_labels(labels, n, num_classes, trained.device)
+    c = check_labels(labels, n, trained.num_classes, trained.device)
     if c is None and w:
         raise ValueError(f"guidance={guidance} needs labels (an int or an int64 tensor of shape ({n},)): "
                          "guidance pushes samples towards a class")
-    if num_classes is None:
+    if trained.num_classes is None:
         return trained
     return dataclasses.replace(trained, model=Guided(trained.model, c, w))

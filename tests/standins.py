@@ -42,3 +42,13 @@ def same_state(a, b):
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
     return a == b
+
+
+def tiny_conditional_unet(seed=0):
+    """A tiny 3-class UNet for 8x8 images whose class embedding and output layer are random, not zero (labels matter)."""
+    torch.manual_seed(seed)
+    net = d.UNet(in_channels=1, base_channels=8, channel_mults=(1, 2), attention=False, num_classes=3)
+    with torch.no_grad():
+        net.class_emb.weight.normal_()
+        net.out[-1].weight.normal_(std=0.1)
+    return net.eval()

@@ -13,22 +13,13 @@ from diffedu.sampling import generate
 from diffedu.symbolic import DERIVATIONS
 from diffedu.symbolic import guidance as SG
 from diffedu.trained import Trained
+from standins import tiny_conditional_unet
 
 SCHED = d.Schedule(d.linear_betas(100))   # T = 100: DDPM walks every step
 
 
-def cond_unet(seed=0):
-    """A tiny class-conditional UNet with a non-zero class embedding and output layer (so labels matter)."""
-    torch.manual_seed(seed)
-    net = d.UNet(in_channels=1, base_channels=8, channel_mults=(1, 2), attention=False, num_classes=3)
-    with torch.no_grad():
-        net.class_emb.weight.normal_()
-        net.out[-1].weight.normal_(std=0.1)
-    return net.eval()
-
-
 def trained(objective="eps"):
-    return Trained(cond_unet(), objective, SCHED if objective == "eps" else None, shape=[1, 8, 8])
+    return Trained(tiny_conditional_unet(), objective, SCHED if objective == "eps" else None, shape=[1, 8, 8])
 
 
 def test_the_derivation_holds_and_a_flipped_sign_fails():
@@ -45,7 +36,7 @@ def test_cfg_eps_is_paired_with_the_derivation():
 
 
 def test_guided_is_the_line_through_the_two_predictions():
-    net = cond_unet()
+    net = tiny_conditional_unet()
     x, t, c = torch.randn(5, 1, 8, 8), torch.tensor([1, 10, 100, 500, 1000]), torch.tensor([0, 1, 2, 0, 1])
     with torch.no_grad():
         cond, uncond = net(x, t, c), net(x, t, torch.full((5,), net.null_class))
@@ -58,7 +49,7 @@ def test_guided_is_the_line_through_the_two_predictions():
 
 
 def test_guidance_doubles_the_batch_of_one_call():
-    net, seen = cond_unet(), []
+    net, seen = tiny_conditional_unet(), []
     net.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
     with torch.no_grad():
         G.Guided(net, torch.tensor([0, 1]), 2.0)(torch.randn(2, 1, 8, 8), torch.tensor([5, 5]))
@@ -121,7 +112,7 @@ def test_labels_for_an_unconditional_model_are_refused():
 
 
 def test_the_unet_checks_its_labels():
-    net = cond_unet()
+    net = tiny_conditional_unet()
     x, t = torch.zeros(2, 1, 8, 8), torch.tensor([1, 2])
     with pytest.raises(ValueError, match=r"labels c must be in 0\.\.3 \(3 is the null class\), got values in 0\.\.4"):
         net(x, t, torch.tensor([0, 4]))
@@ -133,3 +124,20 @@ def test_the_unet_checks_its_labels():
     rebuilt.load_state_dict(net.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x, t, torch.tensor([0, 2])), net(x, t, torch.tensor([0, 2])))
+
+
+def test_evaluate_sampler_reads_the_class_of_guided_samples():
+    from diffedu import metrics
+    from diffedu.models import DigitClassifier
+    torch.manual_seed(0)
+    clf = DigitClassifier(image_size=8).eval()
+    model = trained()
+    row, = metrics.evaluate_sampler(model, "ddim", steps=(3,), n=12, classifier=clf, reference=torch.zeros(12, 1, 8, 8) - 1,
+                                    labels=2, guidance=1.5)
+    x = model.sample(12, "ddim", steps=3, labels=2, guidance=1.5, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert row["accuracy"] == metrics.class_accuracy(x, 2, clf) == metrics.class_accuracy(x, torch.full((12,), 2), clf)
+    plain, = metrics.evaluate_sampler(model, "ddim", steps=(3,), n=12, classifier=clf, reference=torch.zeros(12, 1, 8, 8) - 1)
+    assert "accuracy" not in plain
+    with pytest.raises(ValueError, match=r"labels must be an int or have shape \(12,\)"):
+        metrics.class_accuracy(x, torch.zeros(3, dtype=torch.long), clf)

@@ -74,7 +74,7 @@ def ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta=0.0, noise=None, clip_x
                          f"{1 - alpha_bar_prev:.6g}; the largest eta for this step is {largest:.6g}")
     coef_x0, coef_eps = ddim_step_coefs(alpha_bar, alpha_bar_prev, sigma)
     x_prev = coef_x0 * x0_hat + coef_eps * eps_hat
-    largest = float(sigma.max()) if torch.is_tensor(sigma) and sigma.numel() > 1 else float(sigma)  # per-sample sigma
+    largest = float(sigma.max()) if torch.is_tensor(sigma) else float(sigma)   # sigma may be per-sample
     if largest > 0:
         if noise is None:
             raise ValueError(f"eta={eta} gives this step sigma = {largest:.6g} > 0: pass noise= (shaped like x)")

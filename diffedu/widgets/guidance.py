@@ -54,7 +54,8 @@ class GuidanceExplorer:
         self.settings: dict = {}
         self.settings = self.validate(label=label, guidance=guidance, steps=steps, seed=seed)
         self.fig: Figure | None = None
-        self.x: torch.Tensor | None = None
+        self.x: torch.Tensor | None = None          # the last samples
+        self.read: torch.Tensor | None = None       # the class the classifier reads in each of them
         self.seconds = 0.0
         self.ui = None
 
@@ -82,19 +83,18 @@ class GuidanceExplorer:
         with torch.no_grad(), torch_threads(self.threads):
             self.x = generate(self.trained, self.n, self.sampler, steps=s["steps"], labels=s["label"],
                               guidance=s["guidance"], generator=torch.Generator().manual_seed(s["seed"])).x.cpu()
-            probs = torch.softmax(self.classifier(self.x.clamp(-1, 1).float()), 1) if self.classifier else None
+            self.read = self.classifier(self.x.clamp(-1, 1).float()).argmax(1) if self.classifier else None
         self.seconds = time.perf_counter() - t0
-        self._draw(probs)
+        self._draw()
         return self.fig
 
     def accuracy(self) -> float | None:
         """Share of the last samples the classifier reads as the asked-for class (None without a classifier)."""
-        if self.classifier is None or self.x is None:
+        if self.read is None:
             return None
-        with torch.no_grad():
-            return (self.classifier(self.x.clamp(-1, 1).float()).argmax(1) == self.settings["label"]).double().mean().item()
+        return (self.read == self.settings["label"]).double().mean().item()
 
-    def _draw(self, probs) -> None:
+    def _draw(self) -> None:
         s, K = self.settings, self.trained.num_classes
         self.fig = self.fig or Figure(figsize=self.figsize, dpi=self.dpi)
         self.fig.clear()
@@ -106,9 +106,9 @@ class GuidanceExplorer:
                        interpolation="nearest")
         ax_grid.set_axis_off()
         title = f"class {s['label']}, w = {s['guidance']:g}, {self.sampler} {s['steps']} steps, seed {s['seed']}"
-        if probs is not None:
+        if self.read is not None:
             ax_bar = self.fig.add_axes([0.6, 0.16, 0.37, 0.68])
-            read = torch.bincount(probs.argmax(1), minlength=K)
+            read = torch.bincount(self.read, minlength=K)
             bars = ax_bar.bar(range(K), read.numpy(), color="0.6")
             bars[s["label"]].set_color("tab:blue")
             ax_bar.set(xticks=range(K), ylim=(0, self.n), xlabel="class the classifier reads", ylabel="samples")
