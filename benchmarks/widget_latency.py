@@ -7,9 +7,11 @@ Two paths are timed, each as the median over repeats:
               artists over a saved background) and PNG encoding; what a notebook user waits for,
               less the few milliseconds the kernel and browser take to pass and show the image
 Cold moves go to an eta not seen before, so nothing is cached; cached moves go back to a
-setting computed earlier.  Budgets (issue 7, 2-core CPU): 2-D explorer 2,000 points at 100
-steps < 0.3 s; image explorer 8 digits at 50 steps < 1.5 s.  The image explorer runs the
-shipped digits UNet (assets/digits_unet.safetensors); --model times another checkpoint or export.
+setting computed earlier.  Budgets (issues 7 and 15, 2-core CPU): 2-D explorer 2,000 points at
+100 steps < 0.3 s; image explorer < 1.5 s, on the 8x8 digits UNet (8 digits, 50 steps) and on the
+MNIST UNet (28x28, notebook 02's settings); guidance explorer (MNIST, notebook 06's settings) < 1.5 s
+for a move of w, where every w > 0 doubles the batch of every network call (it has no cache: every
+move is cold).  --model times another 8x8 checkpoint or export instead of the shipped digits UNet.
 
     .venv/bin/python benchmarks/widget_latency.py [--repeats 7] [--out benchmarks/results/widget_latency.md]
 """
@@ -23,8 +25,9 @@ import sys
 import time
 
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from diffedu.widgets import Explorer2D, ImageExplorer
+from diffedu.widgets import Explorer2D, GuidanceExplorer, ImageExplorer
 from _machine import cpu_name  # noqa: E402  (benchmarks/_machine.py)
 
 
@@ -38,6 +41,33 @@ def digits_model(path=None):
     n_params = sum(p.numel() for p in trained.model.parameters())
     where = "shipped digits UNet, assets/digits_unet.safetensors" if path is None else f"NOT the shipped model: {path}"
     return target, shape, f"{where} ({n_params / 1e6:.2f} M parameters, samples {'x'.join(map(str, shape))})"
+
+
+# notebook 02's and 06's settings of the MNIST explorers (n images, steps, torch threads)
+MNIST_IMAGE = dict(n=8, steps=20, threads=2)
+MNIST_GUIDANCE = dict(n=8, steps=20, threads=2)
+
+
+def time_guidance(explorer, repeats, via_widget):
+    """Median seconds of `repeats` moves of w (1, 1.5, 2, ...: all > 0, so every call is on the doubled batch)."""
+    if via_widget:
+        explorer.widget()
+        slider = explorer.controls["guidance"]
+
+        def move(w):
+            slider.value = w
+            assert explorer.settings["guidance"] == w, explorer.ui.children[1].value
+    else:
+        def move(w):
+            explorer.set(guidance=w)
+            FigureCanvasAgg(explorer.fig).draw()
+    explorer.set(guidance=0.5)
+    times = []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        move(1.0 + 0.5 * i)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def time_moves(explorer, repeats, via_widget):
@@ -96,6 +126,10 @@ def main():
     cases = [("2-D explorer, 2000 points, DDIM 100 steps", 0.3, lambda th: Explorer2D(n=2000, steps=100, threads=th)),
              ("image explorer, 8 digits, DDIM 50 steps", 1.5,
               lambda th: ImageExplorer(target, shape=shape, n=8, steps=50, threads=th))]
+    mnist_image = (f"image explorer, MNIST 28x28, {MNIST_IMAGE['n']} digits, DDIM {MNIST_IMAGE['steps']} steps, "
+                   f"{MNIST_IMAGE['threads']} threads")
+    mnist_guided = (f"guidance explorer, MNIST, {MNIST_GUIDANCE['n']} digits, DDIM {MNIST_GUIDANCE['steps']} steps, "
+                    f"w > 0 (doubled batch), {MNIST_GUIDANCE['threads']} threads")
     emit("| explorer | torch threads | path | cold s | cached s | budget s |")
     emit("| --- | ---: | --- | ---: | ---: | ---: |")
     for name, budget, make in cases:
@@ -106,13 +140,28 @@ def main():
                 measured[(name, threads, via_widget)] = cold, cached
                 emit(f"| {name} | {threads} | {'widget' if via_widget else 'set+draw'} | {cold:.3f} | {cached:.3f} | "
                      f"{budget} ({ok}) |")
+    im = ImageExplorer.from_assets("mnist", **MNIST_IMAGE)
+    for via_widget in (False, True):
+        cold, cached = time_moves(im, args.repeats, via_widget)
+        measured[(mnist_image, via_widget)] = cold, cached
+        emit(f"| {mnist_image} | {MNIST_IMAGE['threads']} | {'widget' if via_widget else 'set+draw'} | {cold:.3f} | "
+             f"{cached:.3f} | 1.5 ({'ok' if cold < 1.5 else 'OVER'}) |")
+    for via_widget in (False, True):
+        cold = time_guidance(GuidanceExplorer.from_assets(**MNIST_GUIDANCE), args.repeats, via_widget)
+        measured[(mnist_guided, via_widget)] = cold, None
+        emit(f"| {mnist_guided} | {MNIST_GUIDANCE['threads']} | {'widget' if via_widget else 'set+draw'} | {cold:.3f} | "
+             f"(no cache) | 1.5 ({'ok' if cold < 1.5 else 'OVER'}) |")
     emit()
     th = args.threads[0]
     (c2, k2), (ci, ki) = (measured[(name, th, True)] for name, _, _ in cases)
+    cm, km = measured[(mnist_image, True)]
+    cg = measured[(mnist_guided, True)][0]
     emit("For the README: the explorers answer a slider move with a new figure in "
          f"{c2:.2f} s (2-D, 2,000 points, 100 DDIM steps; budget 0.3 s) and {ci:.2f} s (8 digits, 50 DDIM steps; "
          f"budget 1.5 s) on {os.cpu_count()} CPU cores, {k2:.3f} s and {ki:.3f} s for a setting seen before "
-         "(`benchmarks/results/widget_latency.md`).")
+         f"On MNIST (28x28): the image explorer {cm:.2f} s ({MNIST_IMAGE['n']} digits, {MNIST_IMAGE['steps']} steps; "
+         f"{km:.3f} s cached), the guidance explorer {cg:.2f} s for a move of w ({MNIST_GUIDANCE['n']} digits, "
+         f"{MNIST_GUIDANCE['steps']} steps, doubled batch); budget 1.5 s (`benchmarks/results/widget_latency.md`).")
     emit()
     emit(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.out:

@@ -285,11 +285,13 @@ def test_compare_shares_the_noise():
     assert cmp.a.ui.controls["steps"].value == 5
 
 
-def test_image_explorer_on_the_shipped_unet():
-    """The real digits UNet (assets/digits_unet.safetensors, hash-checked against assets/manifest.json).
-    Never skipped: a missing or damaged asset fails here with the loader's message naming the file."""
-    im = ImageExplorer.from_assets(n=4, n_strip=2, steps=10)
-    shipped = list(assets.load_digits_unet().shape)
+@pytest.mark.parametrize("name", ["mnist", "digits"])
+def test_image_explorer_on_the_shipped_unet(name):
+    """The real UNets (assets/mnist_unet.safetensors, assets/digits_unet.safetensors, hash-checked against
+    assets/manifest.json).  Never skipped: a missing or damaged asset fails here with the loader's message
+    naming the file.  The MNIST one is class-conditional; the explorer samples its null class."""
+    im = ImageExplorer.from_assets(name, n=4, n_strip=2, steps=10)
+    shipped = list(getattr(assets, f"load_{name}_unet")().shape)
     assert list(im.shape[1:]) == shipped and im.sched.T == 1000
     im.set(sampler="DDIM", eta=0.0, seed=0)
     first = im.last
@@ -302,6 +304,12 @@ def test_image_explorer_on_the_shipped_unet():
     assert torch.equal(im.last.traj.x, first.traj.x)    # eta = 0 with fixed noise: the same digits again
     im.set(sampler="EDM Heun", steps=5).canvas.draw()
     assert torch.isfinite(im.last.traj.x).all()
+
+
+def test_image_explorer_default_is_mnist_and_names_are_checked():
+    assert list(ImageExplorer.from_assets(n=2, steps=2).shape[1:]) == [1, 28, 28]
+    with pytest.raises(ValueError, match="name must be one of 'mnist', 'digits'"):
+        ImageExplorer.from_assets("faces")
 
 
 def test_explorer2d_on_the_shipped_mlp():

@@ -57,7 +57,7 @@ class GuidanceExplorer:
         self.x: torch.Tensor | None = None          # the last samples
         self.read: torch.Tensor | None = None       # the class the classifier reads in each of them
         self.seconds = 0.0
-        self.ui = None
+        self.ui = self.controls = None              # set by widget(): the VBox, and its controls by setting name
 
     @classmethod
     def from_assets(cls, **kwargs) -> GuidanceExplorer:
@@ -151,5 +151,6 @@ class GuidanceExplorer:
 
         for name, ctrl in controls.items():
             ctrl.observe(lambda change, name=name: changed(name, change["new"]), names="value")
+        self.controls = controls
         self.ui = W.VBox([W.HBox(list(controls.values())), status, image])
         return self.ui

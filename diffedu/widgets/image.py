@@ -1,14 +1,17 @@
 """The image explorer: x_t and x0_hat at chosen times for a few fixed-noise samples, and the final grid.
 
-Imports: torch, diffedu.assets (io), diffedu.schedules, and .base beside it.
+Imports: torch, diffedu.assets (io), diffedu._checks, diffedu.schedules, and .base beside it.
 """
 from __future__ import annotations
 
 import torch
 
 from .. import assets
+from .._checks import check_choice
 from ..schedules import Schedule
 from .base import Explorer, as_target
+
+SHIPPED_UNETS = {"mnist": "load_mnist_unet", "digits": "load_digits_unet"}   # from_assets(name): the loader
 
 
 def mosaic(tiles: torch.Tensor, pad: int = 1) -> torch.Tensor:
@@ -41,9 +44,11 @@ class ImageExplorer(Explorer):
         self.n_strip, self.n_times = min(n_strip, self.n), max(2, n_times)
 
     @classmethod
-    def from_assets(cls, shape=None, **kwargs):
-        """The explorer on the shipped digits UNet (diffedu.assets.load_digits_unet())."""
-        trained = assets.load_digits_unet()
+    def from_assets(cls, name: str = "mnist", shape=None, **kwargs):
+        """The explorer on a shipped UNet: "mnist" (28x28, `assets.load_mnist_unet()`, sampled
+        unconditionally) or "digits" (8x8, `assets.load_digits_unet()`)."""
+        check_choice(name, "name", tuple(SHIPPED_UNETS))
+        trained = getattr(assets, SHIPPED_UNETS[name])()
         return cls(trained.target(), shape=shape or tuple(trained.shape), **kwargs)
 
     def options(self) -> dict:

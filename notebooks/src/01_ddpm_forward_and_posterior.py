@@ -36,7 +36,7 @@ import torch
 import diffedu as d
 from diffedu import assets
 from diffedu import symbolic as S
-from diffedu.data import digits
+from diffedu.data import mnist
 
 torch.set_num_threads(2)
 s = S.symbols()
@@ -131,7 +131,7 @@ assert [round(float(sc.alpha_bar[400]), 2) for sc in scheds.values()] == [0.20, 
 # ($\bar\alpha_{400} = 0.65$ and $0.66$), and the digit is still visible there.
 
 # %%
-x0 = digits(size=16)[0][:1].double()
+x0 = mnist("train")[0][:1].double()   # one MNIST digit, 28x28
 eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
 times = [0, 50, 100, 200, 300, 400, 600, 800, 1000]
 fig, axes = plt.subplots(3, len(times), figsize=(10, 3.6))
@@ -274,12 +274,13 @@ for w, top, ratio_T, ratio_min in ((w_beta, 0.27, 27, 55), (w_tilde, 0.60, 59, 1
 # %% [markdown]
 # ## 5. Sampling with the shipped UNet
 #
-# `assets/` holds a small UNet trained on the handwritten digits that ship with scikit-learn
-# (eps-prediction, linear schedule, $T = 1000$; see `assets/README.md` for the command). DDPM
-# ancestral sampling takes all 1000 steps.
+# `assets/` holds a small UNet trained on 4,000 MNIST digits of 28x28 pixels (eps-prediction,
+# linear schedule, $T = 1000$; see `assets/README.md` for the command and its time). It is
+# class-conditional (notebook 06 uses that); called without a class, as here, it is the
+# unconditional model. DDPM ancestral sampling takes all 1000 steps.
 
 # %%
-unet = assets.load_digits_unet()
+unet = assets.load_mnist_unet()
 eps_model = unet.eps_model(unet.sched)
 x_T = torch.randn(16, *unet.shape, generator=torch.Generator().manual_seed(2))
 with torch.no_grad():
@@ -289,7 +290,7 @@ fig, axes = plt.subplots(2, 8, figsize=(8, 2.3))
 for ax, img in zip(axes.ravel(), traj.x.clamp(-1, 1)):
     ax.imshow(img[0], cmap="gray", vmin=-1, vmax=1)
     ax.axis("off")
-plt.suptitle("DDPM, 1000 steps, shipped digits UNet")
+plt.suptitle("DDPM, 1000 steps, shipped MNIST UNet")
 plt.show()
 
 # %% [markdown]
@@ -300,11 +301,11 @@ plt.show()
 # (noise, then blurry outlines, then clear features). Here is what this model's figure shows, each
 # point with the number behind it. The figure shows the state $x_t$ and the model's estimate
 # $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$ of the same run as above. Under
-# each $\hat x_0$ is what the shipped digits classifier (`assets.load_classifier()`) reads in it, with
+# each $\hat x_0$ is what the shipped MNIST classifier (`assets.load_mnist_classifier()`) reads in it, with
 # its confidence; a red frame marks a confident reading ($> 50\%$) that is not the final digit.
 
 # %%
-clf = assets.load_classifier()
+clf = assets.load_mnist_classifier()
 show_t = [1000, 800, 600, 400, 300, 200, 100, 50, 0]
 
 
@@ -372,12 +373,12 @@ import torch.nn.functional as nnf
 
 
 def low_pass(x):
-    """2x2 block means, repeated back to full size: the 4x4 picture inside an 8x8 image."""
-    return nnf.interpolate(nnf.avg_pool2d(x.reshape(-1, 1, 8, 8), 2), scale_factor=2, mode="nearest").view_as(x)
+    """4x4 block means, repeated back to full size: the 7x7 picture inside a 28x28 image."""
+    return nnf.interpolate(nnf.avg_pool2d(x.reshape(-1, 1, 28, 28), 4), scale_factor=4, mode="nearest").view_as(x)
 
 
 est, final = traj.x0_hats.clamp(-1, 1), traj.x.clamp(-1, 1)
-bands = {"low (4x4 block means)": low_pass, "high (the rest)": lambda x: x - low_pass(x)}
+bands = {"low (7x7 block means)": low_pass, "high (the rest)": lambda x: x - low_pass(x)}
 dist = {name: ((f(est) - f(final)[None]).flatten(2).norm(dim=2) / f(final)[None].flatten(2).norm(dim=2)).mean(1)
         for name, f in bands.items()}  # index i is the estimate made at t = T - i
 ts_est = traj.ts[:-1]
@@ -435,7 +436,7 @@ assert all(bool((read(x0_hat_at(t))[0] == final_label).all()) for t in (100, 50,
 # %%
 ab_T = float(unet.sched.alpha_bar[unet.sched.T])
 amp = lambda t: float(((1 - unet.sched.alpha_bar[t]) / unet.sched.alpha_bar[t]).sqrt())
-mean_digit = digits(size=8)[0].mean(0)
+mean_digit = mnist("train")[0].mean(0)
 x0_T = x0_hat_at(unet.sched.T)
 departure = float((x0_T - mean_digit).pow(2).mean().sqrt())
 outside = lambda x: float((x.abs() > 1.1).float().mean())

