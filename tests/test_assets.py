@@ -12,7 +12,7 @@ from diffedu.data import mnist
 from diffedu.gan import load_mnist_gan
 
 NAMES = ("digits_unet.safetensors", "mixture_mlp.safetensors", "digits_classifier.safetensors",
-         "mnist_classifier.safetensors", "mnist_gan.safetensors")
+         "mnist_classifier.safetensors", "mnist_gan.safetensors", "mnist_unet.safetensors")
 
 
 def test_manifest_lists_every_shipped_file_with_its_hash():
@@ -23,7 +23,7 @@ def test_manifest_lists_every_shipped_file_with_its_hash():
 
 
 @pytest.mark.parametrize("load", [assets.load_digits_unet, assets.load_mlp, assets.load_classifier,
-                                  assets.load_mnist_classifier, load_mnist_gan])
+                                  assets.load_mnist_classifier, load_mnist_gan, assets.load_mnist_unet])
 def test_each_asset_loads_in_under_a_second(load):
     load()                                   # first call pays for imports (safetensors, scipy)
     t0 = time.perf_counter()
@@ -92,6 +92,31 @@ def test_a_manifest_that_does_not_list_the_file_says_so(tmp_path):
     (tmp_path / assets.MANIFEST).write_bytes(b"\xff\xfe{}")
     with pytest.raises(ValueError, match="manifest.json.*not UTF-8"):
         assets.load_mlp(root=tmp_path)
+
+
+def test_mnist_unet_is_the_asked_for_class_conditional_eps_model():
+    unet = assets.load_mnist_unet()
+    assert unet.objective == "eps" and unet.sched.T == 1000 and unet.shape == [1, 28, 28] and unet.num_classes == 10
+    assert torch.allclose(unet.sched.beta[1:], diffedu.linear_betas(1000).to(unet.sched.dtype))
+    assert unet.meta["data"] == "mnist" and unet.meta["run_args"]["label_dropout"] == 0.1
+
+
+def test_mnist_unet_makes_recognisable_digits_of_every_class_unconditionally():
+    torch.set_num_threads(2)
+    unet, clf = assets.load_mnist_unet(), assets.load_mnist_classifier()
+    x = unet.sample(100, "ddim", steps=50, generator=torch.Generator().manual_seed(0))    # labels None: null class
+    assert x.shape == (100, 1, 28, 28)
+    assert metrics.recognisable_rate(x, clf) > 0.8
+    assert len(clf(x.clamp(-1, 1)).argmax(1).unique()) == 10                            # every class appears
+
+
+def test_mnist_unet_guided_at_w_2_makes_the_asked_for_class():
+    torch.set_num_threads(2)
+    unet, clf = assets.load_mnist_unet(), assets.load_mnist_classifier()
+    ask = torch.arange(10).repeat_interleave(10)
+    x = unet.sample(100, "ddim", steps=20, labels=ask, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    assert metrics.class_accuracy(x, ask, clf) >= 0.9
+    assert metrics.class_accuracy(x, (ask + 1) % 10, clf) < 0.05                        # not any class: the asked one
 
 
 def test_mnist_classifier_reads_the_held_out_test_split():

@@ -63,3 +63,4 @@ def test_the_controls_drive_the_explorer():
     assert ex.settings["guidance"] == 2.0 and box.children[2].value[:4] == b"\x89PNG"
     row[0].value = 2                                       # the class menu
     assert ex.settings["label"] == 2
+    assert list(ex.controls) == ["label", "guidance", "steps", "seed"] and ex.controls["guidance"] is row[1]

@@ -8,7 +8,7 @@ count too.
     samplers  trajectory, samplers/*
     models    models/*
     io        trained, sampling, checkpoint, assets, data, rundir
-    apps      training, gan, metrics, plotting, widgets/*, symbolic/*, __main__
+    apps      training, gan, metrics, exercises/*, plotting, widgets/*, symbolic/*, __main__
     package   diffedu/__init__.py (the public re-exports)
 """
 import ast
@@ -27,7 +27,7 @@ LAYER_OF = {
     "trajectory": "samplers", "samplers": "samplers",
     "models": "models",
     "trained": "io", "sampling": "io", "checkpoint": "io", "assets": "io", "data": "io", "rundir": "io",
-    "training": "apps", "gan": "apps", "metrics": "apps", "plotting": "apps", "widgets": "apps", "symbolic": "apps",
+    "training": "apps", "gan": "apps", "metrics": "apps", "exercises": "apps", "plotting": "apps", "widgets": "apps", "symbolic": "apps",
     "__main__": "apps",
 }
 # third-party packages a function may import locally: optional at run time, or heavy and needed

@@ -1,0 +1,41 @@
+"""Notebook 02's exercises: the DDIM sigma(eta) family and the DDIM step.
+
+Imports: torch, diffedu.samplers (the reference step), ._core.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..samplers.ddim import ddim_step
+from ._core import Exercise, code, derived, symbolic
+from .nb01 import _alpha_bars
+
+
+def _ddim_step_inputs(g):
+    B = int(torch.randint(1, 5, (1,), generator=g))
+    alpha_bar, alpha_bar_prev = _alpha_bars(g, B)
+    x = torch.randn(B, 1, 4, 4, generator=g, dtype=torch.float64)
+    return dict(x=x, eps_hat=torch.randn(x.shape, generator=g, dtype=torch.float64), alpha_bar=alpha_bar,
+                alpha_bar_prev=alpha_bar_prev, eta=float(torch.rand((), generator=g)),
+                noise=torch.randn(x.shape, generator=g, dtype=torch.float64))
+
+
+def _ddim_step_reference():
+    def step(x, eps_hat, alpha_bar, alpha_bar_prev, eta, noise):
+        return ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta=eta, noise=noise)[0]
+    return step
+
+
+EXERCISES = [
+    Exercise("02.ddim_sigma", "symbolic",
+             "derive sigma_t(eta), the noise scale of the DDIM family with eta = 1 the DDPM posterior's "
+             "standard deviation, in alpha_bar_t, alpha_bar_prev and eta  [DDIM eq. 16]",
+             symbolic("ddim_sigma"), derived("ddim_sigma"),
+             hint="eta = 1 must give sqrt(beta_tilde_t) = sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t) "
+                  "(1 - alpha_bar_t / alpha_bar_prev))"),
+    Exercise("02.ddim_step", "code",
+             "write one DDIM step(x, eps_hat, alpha_bar, alpha_bar_prev, eta, noise) -> x_prev: x0_hat, then "
+             "sqrt(alpha_bar_prev) x0_hat + sqrt(1 - alpha_bar_prev - sigma^2) eps_hat + sigma noise  [DDIM eq. 12]",
+             code(_ddim_step_inputs), _ddim_step_reference,
+             hint="sigma is sigma_t(eta) of DDIM eq. 16; x0_hat = (x - sqrt(1 - alpha_bar) eps_hat) / sqrt(alpha_bar)"),
+]
