@@ -103,3 +103,12 @@ def test_ids_and_kinds_are_checked():
     with pytest.raises(ValueError, match="'NN.name'"):
         Exercise("x", "numeric", "p", numeric(), lambda: 1)
     assert {ex.notebook for ex in EXERCISES.values()} <= {1, 2, 3, 4, 5, 6}
+
+
+def test_every_notebook_has_at_least_four_exercises_one_of_them_code():
+    by_notebook = {}
+    for ex in EXERCISES.values():
+        by_notebook.setdefault(ex.notebook, []).append(ex.kind)
+    assert sorted(by_notebook) == [1, 2, 3, 4, 5, 6] and len(EXERCISES) >= 20
+    for nb, kinds in by_notebook.items():
+        assert len(kinds) >= 4 and "code" in kinds, (nb, kinds)

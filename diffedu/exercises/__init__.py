@@ -11,9 +11,9 @@ Imports: ._core and the notebooks' modules beside it.
 """
 from __future__ import annotations
 
-from . import nb01, nb02, nb04, nb06
+from . import nb01, nb02, nb03, nb04, nb05, nb06
 from ._core import KINDS, Exercise, Feedback
 
-EXERCISES: dict[str, Exercise] = {ex.id: ex for module in (nb01, nb02, nb04, nb06) for ex in module.EXERCISES}
+EXERCISES: dict[str, Exercise] = {ex.id: ex for module in (nb01, nb02, nb03, nb04, nb05, nb06) for ex in module.EXERCISES}
 
 __all__ = ["EXERCISES", "KINDS", "Exercise", "Feedback"]

@@ -7,8 +7,9 @@ from __future__ import annotations
 import torch
 
 from ..forward import q_mean_var_coefs
+from ..schedules import linear_betas
 from ..samplers.ddpm import ddpm_step
-from ._core import Exercise, code, derived, symbolic
+from ._core import Exercise, code, derived, numeric, symbolic
 
 
 def _alpha_bars(g: torch.Generator, B: int):
@@ -64,4 +65,10 @@ EXERCISES = [
              code(_ddpm_step_inputs), _ddpm_step_reference,
              hint="alpha_t = alpha_bar / alpha_bar_prev; the mean is (x - (1 - alpha_t) / sqrt(1 - alpha_bar) eps_hat) "
                   "/ sqrt(alpha_t)"),
+    Exercise("01.reverse_variance_of_gaussian_data", "numeric",
+             "data x_0 ~ N(0, I), the linear schedule (T = 1000): the exact Var[x_{t-1} | x_t] at t = 500, a number. "
+             "Is it beta_t or beta_tilde_t?  [DDPM §3.2]",
+             numeric(rtol=1e-4), lambda: float(linear_betas(1000)[499]),
+             hint="with x_0 ~ N(0, I) every x_t is N(0, I); x_{t-1} and x_t are jointly Gaussian with covariance "
+                  "sqrt(alpha_t): condition one on the other"),
 ]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 
 from ..models.analytic import GaussianMixture
-from ..samplers.edm import euler_step, heun_step, slope
-from ._core import Exercise, code
+from ..samplers.edm import euler_step, heun_step, karras_sigmas, slope
+from ._core import Exercise, code, derived, symbolic
 
 _MIX = GaussianMixture.eight_gaussians()
 
@@ -28,7 +28,32 @@ def _heun_reference():
     return heun
 
 
+def _euler_reference():
+    def euler(x, sigma, sigma_next, denoiser):
+        return euler_step(x, slope(x, denoiser(x, sigma), sigma), sigma, sigma_next)
+    return euler
+
+
+def _karras_inputs(g):
+    return dict(n=int(torch.randint(2, 12, (1,), generator=g)), sigma_min=0.002 + 0.05 * float(torch.rand((), generator=g)),
+                sigma_max=10 + 70 * float(torch.rand((), generator=g)), rho=1 + 8 * float(torch.rand((), generator=g)))
+
+
 EXERCISES = [
+    Exercise("04.euler_step", "code",
+             "write euler(x, sigma, sigma_next, denoiser) -> x at sigma_next: one Euler step of the PF-ODE "
+             "dx/dsigma = (x - D(x, sigma)) / sigma (s = 1, sigma(t) = t)  [EDM eq. 3, Alg. 1]",
+             code(_heun_inputs), _euler_reference,
+             hint="x + (sigma_next - sigma) (x - D(x, sigma)) / sigma; notebook 04 shows this is DDIM's step"),
+    Exercise("04.karras_sigmas", "code",
+             "write karras(n, sigma_min, sigma_max, rho) -> the n noise levels of EDM eq. 5 from sigma_max down to "
+             "sigma_min, evenly spaced in sigma^(1/rho), followed by a final 0 (n + 1 values, float64)  [EDM eq. 5]",
+             code(_karras_inputs, rtol=1e-9), lambda: karras_sigmas,
+             hint="interpolate linearly between sigma_max^(1/rho) and sigma_min^(1/rho), raise to rho, append 0"),
+    Exercise("04.x0_from_eps", "symbolic",
+             "write x_0 in x_t and eps: the denoiser an eps-prediction network implies  [DDPM eq. 15; EDM Tab. 1]",
+             symbolic("x0_from_eps"), derived("x0_from_eps"),
+             hint="solve x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps for x_0; use S.symbols().x_t and .eps"),
     Exercise("04.heun_step", "code",
              "write heun(x, sigma, sigma_next, denoiser) -> x at sigma_next: one Heun step of "
              "dx/dsigma = (x - D(x, sigma)) / sigma, with sigma_next > 0  [EDM Alg. 1]",
