@@ -6,18 +6,22 @@ answer is right, whose message says *where* the answer differs (the symbol value
 values there; the input shapes and the first tensor entry that disagrees; how far off a number is)
 and a hint.  `check(None)` is the placeholder every notebook starts with: "not attempted yet".
 
-Imports: dataclasses, math, typing, numpy, sympy, torch, diffedu.symbolic (the symbolic checker).
+Imports: dataclasses, inspect, math, textwrap, typing, numpy, sympy, torch, diffedu.symbolic (the
+symbolic checker and its LaTeX).
 """
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
+import textwrap
 from typing import Any, Callable
 
 import numpy as np
 import sympy as sp
 import torch
 
+from ..symbolic._core import latex
 from ..symbolic.check import REFERENCE
 from ..symbolic.check import check as check_expression
 
@@ -79,6 +83,18 @@ class Exercise:
         """The reference answer: a sympy expression, a number, or (code exercises) a function."""
         return self.reference()
 
+    def reveal(self) -> str:
+        """The reference answer as Markdown: LaTeX for an expression, the number, or a function's source."""
+        ref = self.solution()
+        if isinstance(ref, sp.Basic):
+            return f"**{self.id}**, the reference: $${latex(ref)}$$"
+        if callable(ref):
+            return f"**{self.id}**, the reference:\n\n```python\n{textwrap.dedent(inspect.getsource(ref))}```"
+        return f"**{self.id}**, the reference: {float(ref):.6g}"
+
+    def _repr_markdown_(self) -> str:
+        return f"**Exercise {self.id}** ({self.kind}): {self.prompt}"
+
     def check(self, answer) -> Feedback:
         """Is `answer` right?  Never raises: a wrong, malformed or crashing answer is a falsy Feedback."""
         if answer is None:
@@ -101,6 +117,38 @@ def symbolic(name: str) -> Callable[[Any, Any], tuple[bool, str]]:
                            f"got {type(answer).__name__}")
         result = check_expression(name, answer)
         return result.ok, result.message
+    return compare
+
+
+def expression(ranges: dict[str, tuple[float, float]] | None = None, n: int = 40, seed: int = 0,
+               rtol: float = 1e-9) -> Callable[[Any, Any], tuple[bool, str]]:
+    """Compare a sympy expression with a reference expression: symbols are matched by *name* (a learner's
+    `sp.Symbol("t")` is the reference's t whatever its assumptions), then both are evaluated at n random
+    points (each symbol uniform in `ranges[name]`, default (0.1, 2)) and the difference simplified."""
+    ranges = ranges or {}
+
+    def compare(answer, reference) -> tuple[bool, str]:
+        if not isinstance(answer, (sp.Basic, int, float)):
+            return False, f"expected a sympy expression, got {type(answer).__name__}"
+        answer, reference = sp.sympify(answer), sp.sympify(reference)
+        by_name = {str(x): x for x in reference.free_symbols}
+        extra = sorted(str(x) for x in answer.free_symbols if str(x) not in by_name)
+        if extra:
+            return False, (f"your expression uses {', '.join(extra)}; the answer is in "
+                           f"{', '.join(sorted(by_name)) or 'no symbols'}")
+        answer = answer.xreplace({x: by_name[str(x)] for x in answer.free_symbols})
+        rng = np.random.default_rng(seed)
+        syms = sorted(reference.free_symbols, key=str)
+        points = {x: rng.uniform(*ranges.get(str(x), (0.1, 2.0)), n) for x in syms}
+        with np.errstate(all="ignore"):
+            a = np.broadcast_to(np.asarray(sp.lambdify(syms, answer, "numpy")(*points.values()), np.float64), (n,))
+            b = np.broadcast_to(np.asarray(sp.lambdify(syms, reference, "numpy")(*points.values()), np.float64), (n,))
+        bad = ~(np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b)) + 1e-12)
+        if bad.any():
+            i = int(np.argmax(bad))
+            at = ", ".join(f"{x} = {v[i]:.6g}" for x, v in points.items())
+            return False, f"At {at}: yours = {a[i]:.10g}, the reference = {b[i]:.10g}"
+        return True, f"equal to the reference at {n} random points"
     return compare
 
 
@@ -145,6 +193,8 @@ def code(make_inputs: Callable[[torch.Generator], dict], trials: int = 3, rtol: 
                 yours = answer(**_copy(inputs))
             except Exception as err:
                 return False, f"your function raised {type(err).__name__}: {err} (inputs: {shapes})"
+            if yours is None:
+                return False, "not attempted yet: your function returns None (write its body)"
             expected = reference(**_copy(inputs))
             ok, where = _same(yours, expected, rtol, atol)
             if not ok:

@@ -60,7 +60,7 @@ EXERCISES = [
              symbolic("posterior_variance"), derived("posterior_variance"),
              hint="complete the square in x_{t-1}: the variance is 1 / (alpha_t / beta_t + 1 / (1 - alpha_bar_prev))"),
     Exercise("01.ddpm_step", "code",
-             "write one DDPM reverse step(x, eps_hat, alpha_bar, alpha_bar_prev, sigma, noise) -> x_{t-1}: "
+             "write ddpm_step(x, eps_hat, alpha_bar, alpha_bar_prev, sigma, noise) -> x_{t-1}, one DDPM reverse step: "
              "x0_hat from eps_hat, the posterior mean at x0_hat, plus sigma noise  [DDPM eq. 11, Alg. 2]",
              code(_ddpm_step_inputs), _ddpm_step_reference,
              hint="alpha_t = alpha_bar / alpha_bar_prev; the mean is (x - (1 - alpha_t) / sqrt(1 - alpha_bar) eps_hat) "

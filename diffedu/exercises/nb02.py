@@ -44,7 +44,7 @@ EXERCISES = [
              symbolic("ddim_m"), derived("ddim_m"),
              hint="m^2 (1 - alpha_bar_t) + sigma^2 = 1 - alpha_bar_prev, m > 0"),
     Exercise("02.ddim_step", "code",
-             "write one DDIM step(x, eps_hat, alpha_bar, alpha_bar_prev, eta, noise) -> x_prev: x0_hat, then "
+             "write ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta, noise) -> x_prev, one DDIM step: x0_hat, then "
              "sqrt(alpha_bar_prev) x0_hat + sqrt(1 - alpha_bar_prev - sigma^2) eps_hat + sigma noise  [DDIM eq. 12]",
              code(_ddim_step_inputs), _ddim_step_reference,
              hint="sigma is sigma_t(eta) of DDIM eq. 16; x0_hat = (x - sqrt(1 - alpha_bar) eps_hat) / sqrt(alpha_bar)"),

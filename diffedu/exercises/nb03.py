@@ -1,6 +1,6 @@
 """Notebook 03's exercises: the three corrections of estimate-then-correct, in code and in numbers.
 
-Imports: torch, diffedu.param, diffedu.posterior, diffedu.samplers (the references), ._core.
+Imports: torch, diffedu.param, diffedu.posterior, diffedu.samplers, diffedu.schedules (the references), ._core.
 """
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import torch
 
 from ..param import eps_from_x0
 from ..posterior import ddim_sigma
-from ..samplers.estimate_correct import partial_noise, sigma_tilde_from_ddim_sigma
+from ..samplers.ddim import ddim_timesteps
+from ..samplers.estimate_correct import partial_noise, sigma_tilde_for_eta, sigma_tilde_from_ddim_sigma
+from ..schedules import Schedule, linear_betas
 from ._core import Exercise, code, numeric
 from .nb01 import _alpha_bars
 
@@ -55,9 +57,10 @@ EXERCISES = [
              numeric(rtol=1e-4), lambda: float(sigma_tilde_from_ddim_sigma(AB_PREV, ddim_sigma(AB_T, AB_PREV, 1.0))),
              hint="DDIM's sigma of the partial step is sqrt(1 - alpha_bar_prev) sigma_tilde; eta = 1 gives "
                   "sigma^2 = beta_tilde_t"),
-    Exercise("03.marginal_variance", "numeric",
-             "x_0 = 0 (every sample the same point) and a perfect estimate x0_hat = 0: what is Var[x_{t-1}] after the "
-             f"marginal correction x_(t-1) = F_(t-1)(x0_hat, fresh eps) at alpha_bar_(t-1) = {AB_PREV}?  [UDM eq. 10]",
-             numeric(rtol=1e-4), lambda: 1 - AB_PREV,
-             hint="F_{t-1}(0, eps) = sqrt(1 - alpha_bar_{t-1}) eps"),
+    Exercise("03.sigma_tilde_for_eta", "numeric",
+             "which sigma_tilde makes the partial correction reproduce DDIM with eta = 0.5 at the first step of the "
+             "10-step grid d.ddim_timesteps(1000, 10) of the linear schedule?  [UDM eq. 13, DDIM eq. 16]",
+             numeric(rtol=1e-6), lambda: float(sigma_tilde_for_eta(Schedule(linear_betas(1000)), ddim_timesteps(1000, 10), 0.5)[0]),
+             hint="sigma_tilde = sigma / sqrt(1 - alpha_bar_prev) with sigma = d.ddim_sigma(alpha_bar_t, alpha_bar_prev, 0.5) "
+                  "at the grid's first two times"),
 ]

@@ -1,14 +1,16 @@
 """Notebook 04's exercises: one Heun step of the probability-flow ODE.
 
-Imports: torch, diffedu.models (the exact mixture), diffedu.samplers (the reference step), ._core.
+Imports: sympy, torch, diffedu.models (the exact mixture), diffedu.processes, diffedu.samplers (the references), ._core.
 """
 from __future__ import annotations
 
+import sympy as sp
 import torch
 
 from ..models.analytic import GaussianMixture
-from ..samplers.edm import euler_step, heun_step, karras_sigmas, slope
-from ._core import Exercise, code, derived, symbolic
+from ..processes import FlowMatching
+from ..samplers.edm import euler_step, heun_step, karras_sigmas, sample_edm, slope
+from ._core import Exercise, code, derived, expression, symbolic
 
 _MIX = GaussianMixture.eight_gaussians()
 
@@ -39,7 +41,29 @@ def _karras_inputs(g):
                 sigma_max=10 + 70 * float(torch.rand((), generator=g)), rho=1 + 8 * float(torch.rand((), generator=g)))
 
 
+def _heun_calls_inputs(g):
+    return dict(n=int(torch.randint(1, 40, (1,), generator=g)))
+
+
+def _heun_calls_reference():
+    def heun_calls(n):
+        sigmas = karras_sigmas(n)
+        x = torch.zeros(1, 2, dtype=torch.float64)
+        return sample_edm(_MIX.denoiser, sigmas, x, "heun", record=False).nfe
+    return heun_calls
+
+
 EXERCISES = [
+    Exercise("04.flow_matching_g2", "symbolic",
+             "flow matching has s(t) = 1 - t, sigma(t) = t / (1 - t): write g(t)^2 of its SDE as a sympy expression "
+             "in t (sp.Symbol('t'))  [EDM notes §1.1; EDM eq. 6]",
+             expression({"t": (0.05, 0.95)}), lambda: sp.simplify(FlowMatching().g(sp.Symbol("t", positive=True)) ** 2),
+             hint="g(t)^2 = 2 s(t)^2 sigma(t) sigma'(t); with s = 1 - t and sigma = t / (1 - t)"),
+    Exercise("04.heun_calls", "code",
+             "write heun_calls(n) -> how many denoiser calls sample_edm(..., method='heun') makes on karras_sigmas(n) "
+             "(n + 1 levels, the last one 0), as a formula in n  [EDM Alg. 1]",
+             code(_heun_calls_inputs, trials=6), _heun_calls_reference,
+             hint="n steps; every step but the last (to sigma = 0) evaluates the slope twice"),
     Exercise("04.euler_step", "code",
              "write euler(x, sigma, sigma_next, denoiser) -> x at sigma_next: one Euler step of the PF-ODE "
              "dx/dsigma = (x - D(x, sigma)) / sigma (s = 1, sigma(t) = t)  [EDM eq. 3, Alg. 1]",

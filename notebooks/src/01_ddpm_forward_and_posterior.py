@@ -452,18 +452,68 @@ assert 0.55 < outside(x0_T) < 0.7 and outside(x0_hat_at(800)) < 0.1 and outside(
 # %% [markdown]
 # ## Exercises
 #
-# Use the symbols of `S.symbols()`; `S.check` tells you whether you are right and, if not, where
-# your expression differs.
-#
-# 1. The variance of $q(x_t \mid x_0)$.
-# 2. The posterior variance $\tilde\beta_t$ (use `beta_t`, `alpha_t`, `alpha_bar_t`, `alpha_bar_prev`).
-# 3. The coefficient of $x_0$ in $\tilde\mu_t$.
+# Each answer cell starts unanswered (`None`) and its check says so. Write your answer and run the
+# cell: the check says whether you are right and, if not, where your answer differs (the symbol
+# values, the input, the first entry that disagrees), with a hint. The collapsed cell under each
+# exercise shows the reference answer: open it after you have tried.
 
 # %%
-print(S.check("q_variance", sp.Integer(0)))  # exercise 1: replace 0
+from IPython.display import Markdown
+
+from diffedu.exercises import EXERCISES
+from diffedu import symbolic as S
+
+s = S.symbols()
+
+# %% [markdown]
+# **Exercise 01.q_sample** (code). Write q_sample(x0, alpha_bar, eps) -> x_t, one draw of q(x_t |
+# x_0) with the noise eps given (alpha_bar has shape (B, 1, 1, 1): one alpha_bar_t per sample)
+# [DDPM eq. 4]
 
 # %%
-print(S.check("posterior_variance", s.beta_t))  # exercise 2: beta_t is DDPM's other choice, not beta_tilde
+def q_sample(x0, alpha_bar, eps):
+    return None  # your code here
+
+
+EXERCISES["01.q_sample"].check(q_sample)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["01.q_sample"].reveal())
+
+# %% [markdown]
+# **Exercise 01.posterior_variance** (symbolic). Derive beta_tilde_t, the variance of q(x_{t-1} |
+# x_t, x_0), in alpha_bar_t and alpha_bar_prev (or beta_t, alpha_t)  [DDPM eq. 7]
 
 # %%
-print(S.check("posterior_mean_coef_x0", sp.Integer(0)))  # exercise 3: replace 0
+answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
+EXERCISES["01.posterior_variance"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["01.posterior_variance"].reveal())
+
+# %% [markdown]
+# **Exercise 01.ddpm_step** (code). Write ddpm_step(x, eps_hat, alpha_bar, alpha_bar_prev, sigma,
+# noise) -> x_{t-1}, one DDPM reverse step: x0_hat from eps_hat, the posterior mean at x0_hat, plus
+# sigma noise  [DDPM eq. 11, Alg. 2]
+
+# %%
+def ddpm_step(x, eps_hat, alpha_bar, alpha_bar_prev, sigma, noise):
+    return None  # your code here
+
+
+EXERCISES["01.ddpm_step"].check(ddpm_step)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["01.ddpm_step"].reveal())
+
+# %% [markdown]
+# **Exercise 01.reverse_variance_of_gaussian_data** (numeric). Data x_0 ~ N(0, I), the linear
+# schedule (T = 1000): the exact Var[x_{t-1} | x_t] at t = 500, a number. Is it beta_t or
+# beta_tilde_t?  [DDPM §3.2]
+
+# %%
+answer = None  # a number
+EXERCISES["01.reverse_variance_of_gaussian_data"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["01.reverse_variance_of_gaussian_data"].reveal())

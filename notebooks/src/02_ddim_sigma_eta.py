@@ -692,15 +692,65 @@ assert fd(jump_exact) > 20 * fd(ten_exact) and spread(jump_mlp) > spread(ten_exa
 # %% [markdown]
 # ## Exercises
 #
-# 1. Write $\sigma_t(\eta)$ with the symbols of `S.symbols()` (you may use `beta_t` or `alpha_t`).
-# 2. Write $m$, the coefficient of $x_t$ in $q_\sigma$'s mean, as a function of $\sigma$.
-#
-# `S.check` says whether your expression equals the derived one and, if not, where they differ.
+# Each answer cell starts unanswered (`None`) and its check says so. Write your answer and run the
+# cell: the check says whether you are right and, if not, where your answer differs (the symbol
+# values, the input, the first entry that disagrees), with a hint. The collapsed cell under each
+# exercise shows the reference answer: open it after you have tried.
 
 # %%
-my_sigma = s.eta * sp.sqrt(s.beta_t)  # exercise 1: not quite; fix it
-print(S.check("ddim_sigma", my_sigma))
+from IPython.display import Markdown
+
+from diffedu.exercises import EXERCISES
+from diffedu import symbolic as S
+
+s = S.symbols()
+
+# %% [markdown]
+# **Exercise 02.ddim_sigma** (symbolic). Derive sigma_t(eta), the noise scale of the DDIM family
+# with eta = 1 the DDPM posterior's standard deviation, in alpha_bar_t, alpha_bar_prev and eta
+# [DDIM eq. 16]
 
 # %%
-my_m = sp.Integer(0)  # exercise 2: replace 0 with your expression
-print(S.check("ddim_m", my_m))
+answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
+EXERCISES["02.ddim_sigma"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["02.ddim_sigma"].reveal())
+
+# %% [markdown]
+# **Exercise 02.ddim_k** (symbolic). The ansatz q_sigma(x_prev | x_t, x_0) = N(k x_0 + m x_t,
+# sigma^2 I) must keep q(x_prev | x_0) for every sigma: derive k in alpha_bar_t, alpha_bar_prev and
+# sigma  [DDIM eq. 7, the notes' eq. 1-6]
+
+# %%
+answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
+EXERCISES["02.ddim_k"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["02.ddim_k"].reveal())
+
+# %% [markdown]
+# **Exercise 02.ddim_m** (symbolic). The same ansatz: derive m, the coefficient of x_t, in
+# alpha_bar_t, alpha_bar_prev and sigma  [DDIM eq. 7]
+
+# %%
+answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
+EXERCISES["02.ddim_m"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["02.ddim_m"].reveal())
+
+# %% [markdown]
+# **Exercise 02.ddim_step** (code). Write ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta,
+# noise) -> x_prev, one DDIM step: x0_hat, then sqrt(alpha_bar_prev) x0_hat + sqrt(1 -
+# alpha_bar_prev - sigma^2) eps_hat + sigma noise  [DDIM eq. 12]
+
+# %%
+def ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta, noise):
+    return None  # your code here
+
+
+EXERCISES["02.ddim_step"].check(ddim_step)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["02.ddim_step"].reveal())

@@ -542,18 +542,69 @@ for name, value in mse.items():
 # %% [markdown]
 # ## Exercises
 #
-# 1. Write $\sigma$ as a function of $\tilde\sigma$ and $\bar\alpha_{t-1}$ and check it against the
-#    derivation.
-# 2. Which $\tilde\sigma$ reproduces DDIM with $\eta = 0.5$ at the first step of a 10-step grid?
-#    Compute it with `d.sigma_tilde_for_eta` and explain the number with `d.ddim_sigma`.
+# Each answer cell starts unanswered (`None`) and its check says so. Write your answer and run the
+# cell: the check says whether you are right and, if not, where your answer differs (the symbol
+# values, the input, the first entry that disagrees), with a hint. The collapsed cell under each
+# exercise shows the reference answer: open it after you have tried.
 
 # %%
-my_sigma = sp.Integer(0)  # exercise 1: replace 0 with your expression in st and ab_prev
-right = sp.simplify(my_sigma - udm.result["sigma"].subs("alpha_bar_prev", ab_prev)) == 0
-print("exercise 1:", "right" if right else "not yet")
+from IPython.display import Markdown
+
+from diffedu.exercises import EXERCISES
+from diffedu import symbolic as S
+
+s = S.symbols()
+
+# %% [markdown]
+# **Exercise 03.deterministic_correction** (code). Write correct(x_t, x0_hat, alpha_bar,
+# alpha_bar_prev) -> x_{t-1}, the deterministic correction for the Gaussian forward process: solve
+# eps_hat from x_t and x0_hat, then F_{t-1}(x0_hat, eps_hat)  [UDM eq. 12]
 
 # %%
-ts10 = d.ddim_timesteps(1000, 10)
-my_sigma_tilde = 0.0  # exercise 2: replace 0.0 with the sigma_tilde of DDIM(eta = 0.5) at the first step of ts10
-answer = d.sigma_tilde_for_eta(sched, ts10, 0.5)[0]
-print("exercise 2:", "right" if abs(my_sigma_tilde - answer) < 1e-6 else "not yet")
+def correct(x_t, x0_hat, alpha_bar, alpha_bar_prev):
+    return None  # your code here
+
+
+EXERCISES["03.deterministic_correction"].check(correct)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["03.deterministic_correction"].reveal())
+
+# %% [markdown]
+# **Exercise 03.partial_noise** (code). Write partial(eps_hat, z, sigma_tilde) -> the noise the
+# partial correction feeds to F_{t-1}, which must still be N(0, I) when eps_hat and z are
+# independent N(0, I)  [UDM eq. 13]
+
+# %%
+def partial(eps_hat, z, sigma_tilde):
+    return None  # your code here
+
+
+EXERCISES["03.partial_noise"].check(partial)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["03.partial_noise"].reveal())
+
+# %% [markdown]
+# **Exercise 03.sigma_tilde_of_ddpm** (numeric). The partial correction with which sigma_tilde is
+# DDPM's step (DDIM eta = 1) from alpha_bar_t = 0.3 to alpha_bar_(t-1) = 0.5?  [UDM eq. 13, DDIM eq.
+# 16]
+
+# %%
+answer = None  # a number
+EXERCISES["03.sigma_tilde_of_ddpm"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["03.sigma_tilde_of_ddpm"].reveal())
+
+# %% [markdown]
+# **Exercise 03.sigma_tilde_for_eta** (numeric). Which sigma_tilde makes the partial correction
+# reproduce DDIM with eta = 0.5 at the first step of the 10-step grid d.ddim_timesteps(1000, 10) of
+# the linear schedule?  [UDM eq. 13, DDIM eq. 16]
+
+# %%
+answer = None  # a number
+EXERCISES["03.sigma_tilde_for_eta"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["03.sigma_tilde_for_eta"].reveal())

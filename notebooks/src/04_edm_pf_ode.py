@@ -409,19 +409,97 @@ plt.show()
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Flow matching's SDE.** Write $g(t)^2$ for flow matching ($s = 1-t$, $\sigma = t/(1-t)$) as a
-#    sympy expression in `t` and compare with the package.
-# 2. **Heun's cost.** How many denoiser calls does `sample_edm(..., method="heun")` make with
-#    `karras_sigmas(n)`? Write a formula in `n` and check it.
+# Each answer cell starts unanswered (`None`) and its check says so. Write your answer and run the
+# cell: the check says whether you are right and, if not, where your answer differs (the symbol
+# values, the input, the first entry that disagrees), with a hint. The collapsed cell under each
+# exercise shows the reference answer: open it after you have tried.
 
 # %%
-my_g2 = sp.Integer(0)  # exercise 1: replace 0 with your expression in t
-print("exercise 1:", "right" if sp.simplify(my_g2 - d.FlowMatching().g(t) ** 2) == 0 else "not yet")
+from IPython.display import Markdown
+
+from diffedu.exercises import EXERCISES
+from diffedu import symbolic as S
+
+s = S.symbols()
+
+# %% [markdown]
+# **Exercise 04.flow_matching_g2** (symbolic). Flow matching has s(t) = 1 - t, sigma(t) = t / (1 -
+# t): write g(t)^2 of its SDE as a sympy expression in t (sp.Symbol('t'))  [EDM notes §1.1; EDM eq.
+# 6]
+
+# %%
+answer = None  # a sympy expression in the symbol the exercise names
+EXERCISES["04.flow_matching_g2"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["04.flow_matching_g2"].reveal())
+
+# %% [markdown]
+# **Exercise 04.heun_calls** (code). Write heun_calls(n) -> how many denoiser calls sample_edm(...,
+# method='heun') makes on karras_sigmas(n) (n + 1 levels, the last one 0), as a formula in n  [EDM
+# Alg. 1]
+
+# %%
+def heun_calls(n):
+    return None  # your code here
 
 
-def my_heun_nfe(n):  # exercise 2: replace 0 with your formula in n
-    return 0
+EXERCISES["04.heun_calls"].check(heun_calls)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["04.heun_calls"].reveal())
+
+# %% [markdown]
+# **Exercise 04.euler_step** (code). Write euler(x, sigma, sigma_next, denoiser) -> x at sigma_next:
+# one Euler step of the PF-ODE dx/dsigma = (x - D(x, sigma)) / sigma (s = 1, sigma(t) = t)  [EDM eq.
+# 3, Alg. 1]
+
+# %%
+def euler(x, sigma, sigma_next, denoiser):
+    return None  # your code here
 
 
-ok = all(my_heun_nfe(n) == d.sample_edm(mix.denoiser, d.karras_sigmas(n), x80[:4], "heun").nfe for n in (1, 2, 5, 18))
-print("exercise 2:", "right" if ok else "not yet")
+EXERCISES["04.euler_step"].check(euler)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["04.euler_step"].reveal())
+
+# %% [markdown]
+# **Exercise 04.karras_sigmas** (code). Write karras(n, sigma_min, sigma_max, rho) -> the n noise
+# levels of EDM eq. 5 from sigma_max down to sigma_min, evenly spaced in sigma^(1/rho), followed by
+# a final 0 (n + 1 values, float64)  [EDM eq. 5]
+
+# %%
+def karras(n, sigma_min, sigma_max, rho):
+    return None  # your code here
+
+
+EXERCISES["04.karras_sigmas"].check(karras)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["04.karras_sigmas"].reveal())
+
+# %% [markdown]
+# **Exercise 04.x0_from_eps** (symbolic). Write x_0 in x_t and eps: the denoiser an eps-prediction
+# network implies  [DDPM eq. 15; EDM Tab. 1]
+
+# %%
+answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
+EXERCISES["04.x0_from_eps"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["04.x0_from_eps"].reveal())
+
+# %% [markdown]
+# **Exercise 04.heun_step** (code). Write heun(x, sigma, sigma_next, denoiser) -> x at sigma_next:
+# one Heun step of dx/dsigma = (x - D(x, sigma)) / sigma, with sigma_next > 0  [EDM Alg. 1]
+
+# %%
+def heun(x, sigma, sigma_next, denoiser):
+    return None  # your code here
+
+
+EXERCISES["04.heun_step"].check(heun)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["04.heun_step"].reveal())

@@ -236,10 +236,76 @@ print("sampled", tuple(x.shape), "from a model trained on", len(data), "images (
 # %% [markdown]
 # ## Exercises
 #
-# 1. How many network calls does `edm-heun` with 26 steps make? Check with `d.sampling.nfe_of`.
-# 2. Train the demo UNet 200 steps instead of 60 and compare its recognisable-digit rate with the
-#    shipped model's.
+# Each answer cell starts unanswered (`None`) and its check says so. Write your answer and run the
+# cell: the check says whether you are right and, if not, where your answer differs (the symbol
+# values, the input, the first entry that disagrees), with a hint. The collapsed cell under each
+# exercise shows the reference answer: open it after you have tried.
 
 # %%
-my_nfe = 0  # exercise 1: replace 0
-print("exercise 1:", "right" if my_nfe == d.sampling.nfe_of("edm-heun", 26) else "not yet")
+from IPython.display import Markdown
+
+from diffedu.exercises import EXERCISES
+from diffedu import symbolic as S
+
+s = S.symbols()
+
+# %% [markdown]
+# **Exercise 05.l_simple** (code). Write loss(eps_model, alpha_bar, x0, t, eps) -> the L_simple loss
+# of one training step of DDPM Algorithm 1 for the given times t (B,) and noise eps: noise x0 to
+# x_t, predict, mean squared error (alpha_bar is the schedule's table, indexed by t)  [DDPM Alg. 1,
+# eq. 14]
+
+# %%
+def loss(eps_model, alpha_bar, x0, t, eps):
+    return None  # your code here
+
+
+EXERCISES["05.l_simple"].check(loss)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["05.l_simple"].reveal())
+
+# %% [markdown]
+# **Exercise 05.heun_nfe** (numeric). How many network calls does edm-heun make with 26 steps (the
+# last step is an Euler step)?  [EDM Alg. 1]
+
+# %%
+answer = None  # a number
+EXERCISES["05.heun_nfe"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["05.heun_nfe"].reveal())
+
+# %% [markdown]
+# **Exercise 05.ddpm_calls_for_a_grid** (numeric). DDPM with T = 1000 steps makes a grid of 64
+# images. How many images pass through the network in all (one image through the network once counts
+# 1)?
+
+# %%
+answer = None  # a number
+EXERCISES["05.ddpm_calls_for_a_grid"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["05.ddpm_calls_for_a_grid"].reveal())
+
+# %% [markdown]
+# **Exercise 05.frechet_distance** (code). Write fd(mu1, sigma1, mu2, sigma2) -> the Fréchet
+# distance of N(mu1, sigma1) and N(mu2, sigma2), a 0-d float64 tensor (torch.linalg or
+# scipy.linalg.sqrtm for the matrix square root)  [FID]
+
+# %%
+def fd(mu1, sigma1, mu2, sigma2):
+    return None  # your code here
+
+
+EXERCISES["05.frechet_distance"].check(fd)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["05.frechet_distance"].reveal())
+
+# %% [markdown]
+# **More to try** (no checker: look and think).
+#
+# 1. Train the demo UNet of section 2 for 200 steps instead of 60 and compare its recognisable-digit
+#    rate with the shipped model's (`diffedu.metrics.recognisable_rate` with
+#    `assets.load_classifier()`).

@@ -281,21 +281,71 @@ assert acc[-1] > acc[0] and div[-1] < div[0]
 # %% [markdown]
 # ## Exercises
 #
-# 1. Write the guided prediction yourself: `my_cfg(eps_c, eps_u, w)`; the cell checks it against
-#    `cfg_eps` on random tensors.
-# 2. In section 2, which $w$ makes the guided samples' mean leave class 0's own one-standard-deviation
-#    disc (mean $x > 2.4$)? Sweep $w$ in the mixture cell.
-# 3. With the slider: for which class does the classifier disagree most at $w = 0$? Does $w = 1$ fix it?
+# Each answer cell starts unanswered (`None`) and its check says so. Write your answer and run the
+# cell: the check says whether you are right and, if not, where your answer differs (the symbol
+# values, the input, the first entry that disagrees), with a hint. The collapsed cell under each
+# exercise shows the reference answer: open it after you have tried.
 
 # %%
-def my_cfg(eps_c, eps_u, w):
-    return None  # exercise 1: replace with your combination
+from IPython.display import Markdown
+
+from diffedu.exercises import EXERCISES
+from diffedu import symbolic as S
+
+s = S.symbols()
+
+# %% [markdown]
+# **Exercise 06.guided_eps** (code). Write guided(eps_cond, eps_uncond, w) -> eps_tilde, the
+# classifier-free guided prediction with w = 0 the conditional model  [CFG eq. 6]
+
+# %%
+def guided(eps_cond, eps_uncond, w):
+    return None  # your code here
 
 
-eps_c, eps_u = torch.randn(2, 5, generator=torch.Generator().manual_seed(1))
-mine = my_cfg(eps_c, eps_u, 1.5)
-if mine is None:
-    print("exercise 1: not attempted yet")
-else:
-    print("exercise 1:", "right" if torch.allclose(mine, cfg_eps(eps_c, eps_u, 1.5)) else
-          f"not yet: at entry 0 you have {float(mine[0]):.4f}, the guided prediction is {float(cfg_eps(eps_c, eps_u, 1.5)[0]):.4f}")
+EXERCISES["06.guided_eps"].check(guided)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["06.guided_eps"].reveal())
+
+# %% [markdown]
+# **Exercise 06.guided_score** (numeric). Two classes x_0 | c ~ N(mu_c, 0.09) with mu = -1, +1 and
+# equal priors, noised by sigma = 0.5: the guided score (1 + w) grad log p(x | c = 1) - w grad log
+# p(x) at x = 0.2, w = 2, a number
+
+# %%
+answer = None  # a number
+EXERCISES["06.guided_score"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["06.guided_score"].reveal())
+
+# %% [markdown]
+# **Exercise 06.guided_calls** (numeric). GuidanceExplorer samples 8 digits with DDIM, 20 steps, w =
+# 2: how many images pass through the network in all? (And at w = 0?)
+
+# %%
+answer = None  # a number
+EXERCISES["06.guided_calls"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["06.guided_calls"].reveal())
+
+# %% [markdown]
+# **Exercise 06.implicit_classifier** (numeric). The same two classes: p(c = 1 | x) at x = 0.2 (the
+# implicit classifier guidance sharpens), a number
+
+# %%
+answer = None  # a number
+EXERCISES["06.implicit_classifier"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["06.implicit_classifier"].reveal())
+
+# %% [markdown]
+# **More to try** (no checker: look and think).
+#
+# 1. In section 2, sweep $w$ more finely: from which $w$ does the guided samples' mean leave class
+#    0's own one-standard-deviation disc (mean $x > 2.4$)?
+# 2. With the slider: for which class does the classifier disagree most at $w = 0$? Does $w = 1$ fix
+#    it?
