@@ -2,11 +2,13 @@
 
 Rows (each samples --n images with the same seed; classes 0-9 in turn where a label is given):
   * real vs real (floor): --n train digits against the 1,000 test digits, five draws (mean ± sd)
-  * the shipped class-conditional UNet (`assets.load_mnist_unet()`), unconditional (null class):
-    DDPM 1000, DDIM eta 0 and 1 at 10/20/50/100 steps, EDM Heun at 11/21/51 network calls
+  * the shipped class-conditional UNet (`assets.load_mnist_unet()`) at w = 0, each class in turn (classes
+    0-9 cycling, so the rows sample the model's p(x) = sum_c p(c) p(x | c) with MNIST's uniform p(c)):
+    DDPM 1000, DDIM eta 0 and 1 at --ddim-steps, EDM Heun at 11/21/51 network calls
+  * the same network's null class (its unconditional model, trained on the 10% of labels dropped), DDIM 50
   * the shipped DCGAN (`diffedu.gan.load_mnist_gan()`): one network call per image
-  * guided DDIM 50 at w in {0, 1, 3}: class accuracy (the classifier agrees with the asked-for class)
-    against FID, the quality/diversity trade-off of classifier-free guidance [CFG Fig. 1]
+  * guided DDIM (--guided-steps) at w in {0, 1, 3}: class accuracy (the classifier agrees with the asked-for
+    class) against FID, the quality/diversity trade-off of classifier-free guidance [CFG Fig. 1]
 Columns: MNIST FID (Fréchet distance in the shipped MNIST classifier's 64-d features; NOT Inception
 FID, comparable only within this course), the recognisable rate (classifier confidence > 0.9), class
 accuracy where a class was asked for, NFE and seconds per 1,000 images on this machine.
@@ -31,8 +33,8 @@ from diffedu.gan import load_mnist_gan
 from diffedu.metrics import RECOGNISABLE_THRESHOLD, digit_features_and_probs, evaluate_sampler, fid_from_features
 from _machine import machine, write_table  # benchmarks/_machine.py
 
-SAMPLERS = [("ddpm", None, (1000,)), ("ddim", 0.0, (10, 20, 50, 100)), ("ddim", 1.0, (10, 20, 50, 100)),
-            ("edm-heun", None, (6, 11, 26))]
+SAMPLERS = [("ddpm", None, None), ("ddim", 0.0, None), ("ddim", 1.0, None), ("edm-heun", None, (6, 11, 26))]
+DDPM_STEPS = (1000,)
 GUIDANCE = (0.0, 1.0, 3.0)
 
 
@@ -54,6 +56,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip", nargs="*", default=[], choices=[name for name, _, _ in SAMPLERS],
                     help="samplers whose rows to leave out (the file says so)")
+    ap.add_argument("--ddim-steps", type=int, nargs="+", default=[10, 20, 50, 100], help="DDIM rows' step counts")
+    ap.add_argument("--guided-steps", type=int, default=50, help="DDIM steps of the guided rows")
     ap.add_argument("--out", default="benchmarks/results/mnist_table.md")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -73,27 +77,36 @@ def main() -> None:
              f"| real vs real (floor) | | | | {statistics.mean(r['fid'] for r in floor):.3f} ± {sd([r['fid'] for r in floor]):.3f} | "
              f"{statistics.mean(r['recognisable'] for r in floor):.3f} | | |"]
     print("\n".join(lines), flush=True)
+    cycling = torch.arange(a.n) % 10                      # each class in turn
     for sampler, eta, steps in [row for row in SAMPLERS if row[0] not in a.skip] if unet is not None else ():
-        for r in evaluate_sampler(unet, sampler, steps=steps, eta=eta, n=a.n, seed=0, classifier=clf, reference=test_x):
+        steps = steps or (DDPM_STEPS if sampler == "ddpm" else tuple(a.ddim_steps))
+        for r in evaluate_sampler(unet, sampler, steps=steps, eta=eta, n=a.n, seed=0, classifier=clf, reference=test_x,
+                                  labels=cycling):
             lines.append(line(sampler, eta, r["steps"], r["nfe"], r, r["seconds"] * per))
             print(lines[-1], flush=True)
+    if unet is not None:
+        r, = evaluate_sampler(unet, "ddim", steps=(50,), eta=0.0, n=a.n, seed=0, classifier=clf, reference=test_x)
+        lines.append(line("ddim, null class (unconditional)", 0.0, 50, r["nfe"], r, r["seconds"] * per))
+        print(lines[-1], flush=True)
     t0 = time.perf_counter()
     x = gan.sample(a.n, generator=torch.Generator().manual_seed(0))
     lines.append(line("DCGAN", None, 1, 1, score(x, clf, f_ref), (time.perf_counter() - t0) * per))
     print(lines[-1], flush=True)
-    labels = torch.arange(a.n) % 10
     for w in GUIDANCE if unet is not None else ():
-        r, = evaluate_sampler(unet, "ddim", steps=(50,), eta=0.0, n=a.n, seed=0, classifier=clf, reference=test_x,
-                              labels=labels, guidance=w)
-        lines.append(line(f"ddim, guided w = {w:g}", 0.0, 50, r["nfe"] * (2 if w else 1), r, r["seconds"] * per))
+        r, = evaluate_sampler(unet, "ddim", steps=(a.guided_steps,), eta=0.0, n=a.n, seed=0, classifier=clf,
+                              reference=test_x, labels=cycling, guidance=w)
+        lines.append(line(f"ddim, guided w = {w:g}", 0.0, a.guided_steps, r["nfe"] * (2 if w else 1), r,
+                          r["seconds"] * per))
         print(lines[-1], flush=True)
     header = ["# MNIST: FID, recognisable rate and class accuracy against NFE; the DCGAN baseline; guidance", "",
               f"`.venv/bin/python benchmarks/mnist_table.py --n {a.n} --threads {a.threads}"
+              f" --ddim-steps {' '.join(map(str, a.ddim_steps))} --guided-steps {a.guided_steps}"
               f"{' --skip ' + ' '.join(a.skip) if a.skip else ''}`; {datetime.date.today()}, "
               f"{machine()}, torch {torch.__version__}, {a.threads} threads.", "",
               "MNIST FID = Fréchet distance in the shipped MNIST classifier's 64-d feature space against the 1,000 test "
-              "digits; NOT Inception FID, comparable only within this course. Unguided rows sample the null class "
-              "(unconditional). NFE counts network calls per image: a guided step with w > 0 is one call on a doubled "
+              "digits; NOT Inception FID, comparable only within this course. The sampler rows ask for each class in "
+              "turn at w = 0 (the conditional model); the null-class row is the same network's unconditional model. "
+              "Class accuracy: the classifier reads the asked-for class. NFE counts network calls per image: a guided step with w > 0 is one call on a doubled "
               "batch, counted as 2.", ""]
     if unet is None:
         header += [f"The diffusion rows are missing: {missing}.", ""]

@@ -1,13 +1,14 @@
 """The image explorer: x_t and x0_hat at chosen times for a few fixed-noise samples, and the final grid.
 
-Imports: torch, diffedu.assets (io), diffedu._checks, diffedu.schedules, and .base beside it.
+Imports: torch, diffedu.assets and diffedu.sampling (io), diffedu._checks, diffedu.schedules, and .base beside it.
 """
 from __future__ import annotations
 
 import torch
 
 from .. import assets
-from .._checks import check_choice
+from .._checks import check_choice, check_int
+from ..sampling import guided
 from ..schedules import Schedule
 from .base import Explorer, as_target
 
@@ -44,12 +45,17 @@ class ImageExplorer(Explorer):
         self.n_strip, self.n_times = min(n_strip, self.n), max(2, n_times)
 
     @classmethod
-    def from_assets(cls, name: str = "mnist", shape=None, **kwargs):
-        """The explorer on a shipped UNet: "mnist" (28x28, `assets.load_mnist_unet()`, sampled
-        unconditionally) or "digits" (8x8, `assets.load_digits_unet()`)."""
+    def from_assets(cls, name: str = "mnist", shape=None, n: int = 8, **kwargs):
+        """The explorer on a shipped UNet: "mnist" (28x28, `assets.load_mnist_unet()`) or "digits" (8x8,
+        `assets.load_digits_unet()`).  The MNIST UNet is class-conditional: sample i asks for class i mod 10
+        at w = 0 (the conditional model, no guidance), which samples its p(x) over the ten classes; its
+        null class, the unconditional model, is weaker (`benchmarks/results/mnist_table.md`)."""
         check_choice(name, "name", tuple(SHIPPED_UNETS))
         trained = getattr(assets, SHIPPED_UNETS[name])()
-        return cls(trained.target(), shape=shape or tuple(trained.shape), **kwargs)
+        n = check_int(n, "n", lo=1)
+        if trained.num_classes is not None:
+            trained = guided(trained, n, labels=torch.arange(n) % trained.num_classes)
+        return cls(trained.target(), shape=shape or tuple(trained.shape), n=n, **kwargs)
 
     def options(self) -> dict:
         return dict(super().options(), shape=self.shape[1:], n=self.n, n_strip=self.n_strip, n_times=self.n_times)
