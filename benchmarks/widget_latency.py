@@ -45,7 +45,7 @@ def digits_model(path=None):
 
 # notebook 02's and 06's settings of the MNIST explorers (n images, steps, torch threads)
 MNIST_IMAGE = dict(n=8, steps=20, threads=2)
-MNIST_GUIDANCE = dict(n=8, steps=20, threads=2)
+MNIST_GUIDANCE = dict(n=8, steps=10, threads=2)
 
 
 def time_guidance(explorer, repeats, via_widget):

@@ -37,6 +37,7 @@ import diffedu as d
 from diffedu import assets
 from diffedu import symbolic as S
 from diffedu.data import mnist
+from diffedu.sampling import guided
 
 torch.set_num_threads(2)
 s = S.symbols()
@@ -276,12 +277,13 @@ for w, top, ratio_T, ratio_min in ((w_beta, 0.27, 27, 55), (w_tilde, 0.60, 59, 1
 #
 # `assets/` holds a small UNet trained on 4,000 MNIST digits of 28x28 pixels (eps-prediction,
 # linear schedule, $T = 1000$; see `assets/README.md` for the command and its time). It is
-# class-conditional (notebook 06 uses that); called without a class, as here, it is the
-# unconditional model. DDPM ancestral sampling takes all 1000 steps.
+# class-conditional: here sample $i$ asks for digit $i \bmod 10$, with no guidance (notebook 06 explains
+# the class input and guides it). DDPM ancestral sampling takes all 1000 steps.
 
 # %%
 unet = assets.load_mnist_unet()
-eps_model = unet.eps_model(unet.sched)
+cond = guided(unet, 16, labels=torch.arange(16) % 10)   # sample i asks for class i mod 10, w = 0: no guidance
+eps_model = cond.eps_model(cond.sched)
 x_T = torch.randn(16, *unet.shape, generator=torch.Generator().manual_seed(2))
 with torch.no_grad():
     traj = d.sample_ddpm(eps_model, unet.sched, x_T, variance="beta_tilde", generator=torch.Generator().manual_seed(3))

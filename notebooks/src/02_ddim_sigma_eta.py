@@ -541,14 +541,15 @@ assert few[0] < few[1] and many[1] < many[0]
 # Determinism pays off: running the $\eta = 0$ update *upwards* (`d.ddim_invert`) encodes a real
 # digit into a noise $x_T$, and sampling from that $x_T$ gives the digit back. With DDPM's fresh
 # noise at every step there is no such map. Eight MNIST test digits (never trained on) through the
-# shipped MNIST UNet's unconditional model:
+# shipped MNIST UNet, each with its own label as the class (at $w = 0$):
 
 # %%
 from diffedu.data import mnist  # noqa: E402
+from diffedu.sampling import guided  # noqa: E402
 
 mnist_unet = assets.load_mnist_unet()
-x0 = mnist("test")[0][:8]
-eps_model = mnist_unet.eps_model()
+x0, y0 = (v[:8] for v in mnist("test"))
+eps_model = guided(mnist_unet, 8, labels=y0).eps_model()
 with torch.no_grad():
     z = d.ddim_invert(eps_model, mnist_unet.sched, x0, steps=100).x
     back = d.sample_ddim(eps_model, mnist_unet.sched, z, steps=100).x
