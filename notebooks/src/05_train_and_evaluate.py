@@ -193,6 +193,27 @@ print("the live rows reproduce benchmarks/results/mnist_table.md")
 print(table[table.index("| sampler"):])
 
 # %% [markdown]
+# **Reading the table.** The GAN makes 1,000 digits in about a second, one network call each;
+# DDIM needs 10 to 50 calls per digit and minutes on this CPU. What the calls buy is quality: at 50
+# steps DDIM's MNIST FID is 16.1 ($\eta = 0$) and 6.2 ($\eta = 1$) against the GAN's 48.0, and 91-96%
+# of its digits are recognisable against the GAN's 69%. With 10 steps the deterministic sampler's
+# digits are still recognisable (91%) but far from the data's distribution (FID 68.6, worse than the
+# GAN's): too few steps of the ODE leave them thick and smooth. On this model the stochastic
+# sampler ($\eta = 1$) is better at every step count; the same network's null class, its unconditional
+# model trained on only the 10% of labels dropped, is barely better than the GAN (FID 60.0, 70%
+# recognisable), which is why these rows ask for each class in turn. The table's header says how it
+# was made; its DDPM 1000 and Heun rows are still to be measured.
+
+# %%
+rows = {(c[0], c[1], int(c[2])): (float(c[4]), float(c[5])) for c in
+        ([x.strip() for x in line.strip("|").split("|")] for line in table.splitlines())
+        if c[0] in ("ddim", "DCGAN", "ddim, null class (unconditional)")}
+assert rows[("DCGAN", "", 1)][0] > rows[("ddim", "0", 50)][0] > rows[("ddim", "1", 50)][0]
+assert rows[("ddim", "0", 10)][0] > rows[("DCGAN", "", 1)][0] and rows[("ddim", "0", 10)][1] > 0.9
+assert all(rows[("ddim", "1", k)][0] < rows[("ddim", "0", k)][0] for k in (10, 20, 50))
+assert rows[("ddim, null class (unconditional)", "0", 50)][1] < 0.75
+
+# %% [markdown]
 # Side by side, 16 digits each: the GAN's one call against DDIM's 10 and 50.
 
 # %%

@@ -75,9 +75,8 @@ assert cfg.verify() == []
 # guided sampler; `tests/test_guidance.py` and `diffedu.symbolic.registry` pair it with the derivation):
 
 # %%
-eps_c, eps_u, w = (torch.tensor(v) for v in (0.3, -0.2, 2.0))
-print("cfg_eps(0.3, -0.2, w = 2) =", float(cfg_eps(eps_c, eps_u, w)), " = 3 * 0.3 - 2 * (-0.2)")
-assert float(cfg_eps(eps_c, eps_u, 0.0)) == 0.3    # w = 0: the conditional prediction itself
+print(f"cfg_eps(0.3, -0.2, w = 2) = {cfg_eps(0.3, -0.2, 2.0):.4g} = 3 * 0.3 - 2 * (-0.2)")
+assert abs(cfg_eps(0.3, -0.2, 2.0) - 1.3) < 1e-12 and cfg_eps(0.3, -0.2, 0.0) == 0.3   # w = 0: the conditional one
 
 # %% [markdown]
 # ## 2. What $w$ does, exactly: a mixture whose every density is known
@@ -200,12 +199,12 @@ assert torch.equal(Guided(unet.model, labels, 0.0)(x, t), e_c)       # w = 0: th
 
 # %%
 explorer = GuidanceExplorer.from_assets(n=8, label=3, steps=10, threads=2)
-fig, axes = plt.subplots(1, 4, figsize=(12, 1.9))
+fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
 for ax, w in zip(axes, [0.0, 1.0, 3.0, 8.0]):
     explorer.set(guidance=w)
-    show_images(ax, explorer.x, ncol=8)
+    show_images(ax, explorer.x, ncol=4)
     ax.set_title(f"w = {w:g}: {explorer.accuracy():.0%} read as 3", fontsize=9)
-plt.suptitle("Class 3, the same 8 starting noises, DDIM 10 steps", y=1.05)
+plt.suptitle("Class 3, the same 8 starting noises, DDIM 10 steps")
 plt.show()
 
 # %% [markdown]
@@ -274,10 +273,22 @@ plt.tight_layout()
 plt.show()
 print(table[table.index("| sampler"):])
 
+# %% [markdown]
+# **Reading the trade-off.** Live (left): at $w = 0$ the classifier reads 85% of the samples as the
+# asked-for digit, and they are about as varied within a class as real digits (1.08); at $w = 1$
+# 99%, at $w = 4$ all of them, while the diversity within a class falls to 0.76 and 0.67: the
+# digits of one class converge on one typical shape, as in the strip above. The stored table (right,
+# 500 samples, DDIM 20) adds what FID sees: $w = 1$ improves it from 28.0 to 11.5 (the conditional
+# model's odd digits are gone), $w = 3$ makes it worse than no guidance (44.1) although every digit is
+# the right class. It is the mixture of section 2 again: accuracy bought, diversity spent, and with
+# a large $w$ samples that leave the data's own distribution. [CFG] Fig. 1 shows the same curve for
+# ImageNet.
+
 # %%
 acc = [sweep[w]["accuracy"] for w in ws_live]
 div = [sweep[w]["diversity"] for w in ws_live]
-assert acc[-1] > acc[0] and div[-1] < div[0]
+assert acc[-1] > acc[0] and div[-1] < div[0] and acc[0] < 0.9 and acc[1] > 0.95 and div[0] > 0.95 > 0.8 > div[1]
+assert rows[1.0]["fid"] < rows[0.0]["fid"] < rows[3.0]["fid"] and rows[3.0]["accuracy"] > rows[1.0]["accuracy"] > 0.99
 
 # %% [markdown]
 # ## Exercises
