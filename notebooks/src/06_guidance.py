@@ -209,7 +209,8 @@ plt.show()
 
 # %% [markdown]
 # Now move it yourself (in JupyterLab, with a kernel): the class, $w$ from 0 to 8, the steps and the
-# seed. Each move samples afresh (on 2 CPU cores about a second: `benchmarks/widget_latency.py`).
+# seed. Each move samples afresh (on 2 CPU cores 1.2 s from a move of w to the new figure:
+# `benchmarks/results/widget_latency.md`).
 # Watch one digit across $w$: its strokes thicken and straighten, the odd ones turn into the
 # class's most typical shape, and at large $w$ all eight start to look alike.
 
