@@ -32,13 +32,15 @@ def _q_sample_reference():
     return q_sample
 
 
-def _ddpm_step_inputs(g):
+def step_inputs(g, scale: str, top: float) -> dict:
+    """A reverse step's inputs: x, eps_hat, noise (B, 1, 4, 4), alpha_bar < alpha_bar_prev, and the noise scale
+    `scale` ("sigma" or "eta") uniform in (0, top)."""
     B = int(torch.randint(1, 5, (1,), generator=g))
     alpha_bar, alpha_bar_prev = _alpha_bars(g, B)
     x = torch.randn(B, 1, 4, 4, generator=g, dtype=torch.float64)
-    return dict(x=x, eps_hat=torch.randn(x.shape, generator=g, dtype=torch.float64), alpha_bar=alpha_bar,
-                alpha_bar_prev=alpha_bar_prev, sigma=float(torch.rand((), generator=g)) * 0.3,
-                noise=torch.randn(x.shape, generator=g, dtype=torch.float64))
+    return {"x": x, "eps_hat": torch.randn(x.shape, generator=g, dtype=torch.float64), "alpha_bar": alpha_bar,
+            "alpha_bar_prev": alpha_bar_prev, scale: float(torch.rand((), generator=g)) * top,
+            "noise": torch.randn(x.shape, generator=g, dtype=torch.float64)}
 
 
 def _ddpm_step_reference():
@@ -62,7 +64,7 @@ EXERCISES = [
     Exercise("01.ddpm_step", "code",
              "write ddpm_step(x, eps_hat, alpha_bar, alpha_bar_prev, sigma, noise) -> x_{t-1}, one DDPM reverse step: "
              "x0_hat from eps_hat, the posterior mean at x0_hat, plus sigma noise  [DDPM eq. 11, Alg. 2]",
-             code(_ddpm_step_inputs), _ddpm_step_reference,
+             code(lambda g: step_inputs(g, "sigma", 0.3)), _ddpm_step_reference,
              hint="alpha_t = alpha_bar / alpha_bar_prev; the mean is (x - (1 - alpha_t) / sqrt(1 - alpha_bar) eps_hat) "
                   "/ sqrt(alpha_t)"),
     Exercise("01.reverse_variance_of_gaussian_data", "numeric",

@@ -1,23 +1,13 @@
 """Notebook 02's exercises: the DDIM sigma(eta) family and the DDIM step.
 
-Imports: torch, diffedu.samplers (the reference step), ._core.
+Imports: diffedu.samplers (the reference step), ._core and nb01 (the step inputs).
 """
 from __future__ import annotations
 
-import torch
 
 from ..samplers.ddim import ddim_step
 from ._core import Exercise, code, derived, symbolic
-from .nb01 import _alpha_bars
-
-
-def _ddim_step_inputs(g):
-    B = int(torch.randint(1, 5, (1,), generator=g))
-    alpha_bar, alpha_bar_prev = _alpha_bars(g, B)
-    x = torch.randn(B, 1, 4, 4, generator=g, dtype=torch.float64)
-    return dict(x=x, eps_hat=torch.randn(x.shape, generator=g, dtype=torch.float64), alpha_bar=alpha_bar,
-                alpha_bar_prev=alpha_bar_prev, eta=float(torch.rand((), generator=g)),
-                noise=torch.randn(x.shape, generator=g, dtype=torch.float64))
+from .nb01 import step_inputs
 
 
 def _ddim_step_reference():
@@ -46,6 +36,6 @@ EXERCISES = [
     Exercise("02.ddim_step", "code",
              "write ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta, noise) -> x_prev, one DDIM step: x0_hat, then "
              "sqrt(alpha_bar_prev) x0_hat + sqrt(1 - alpha_bar_prev - sigma^2) eps_hat + sigma noise  [DDIM eq. 12]",
-             code(_ddim_step_inputs), _ddim_step_reference,
+             code(lambda g: step_inputs(g, "eta", 1.0)), _ddim_step_reference,
              hint="sigma is sigma_t(eta) of DDIM eq. 16; x0_hat = (x - sqrt(1 - alpha_bar) eps_hat) / sqrt(alpha_bar)"),
 ]
