@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from ..symbolic._core import latex
+from ..symbolic._core import evaluate, latex
 from ..symbolic.check import REFERENCE
 from ..symbolic.check import check as check_expression
 
@@ -139,10 +139,8 @@ def expression(ranges: dict[str, tuple[float, float]] | None = None, n: int = 40
         answer = answer.xreplace({x: by_name[str(x)] for x in answer.free_symbols})
         rng = np.random.default_rng(seed)
         syms = sorted(reference.free_symbols, key=str)
-        points = {x: rng.uniform(*ranges.get(str(x), (0.1, 2.0)), n) for x in syms}
-        with np.errstate(all="ignore"):
-            a = np.broadcast_to(np.asarray(sp.lambdify(syms, answer, "numpy")(*points.values()), np.float64), (n,))
-            b = np.broadcast_to(np.asarray(sp.lambdify(syms, reference, "numpy")(*points.values()), np.float64), (n,))
+        points = {x: rng.uniform(*ranges.get(str(x), (0.1, 2.0)), n) for x in syms} or {sp.Dummy(): np.zeros(n)}
+        a, b = evaluate(answer, points), evaluate(reference, points)
         bad = ~(np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b)) + 1e-12)
         if bad.any():
             i = int(np.argmax(bad))
