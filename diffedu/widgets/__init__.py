@@ -13,6 +13,7 @@ The noise is fixed by the seed (x_T and every per-step noise), so moving eta sho
     ui.py          the sampler menu (SAMPLERS), STEP_CHOICES, Controls (ipywidgets controls, status line)
     base.py        Explorer: settings, figure, blitting redraw, PNG
     explorer2d.py  image.py  compare.py   the explorers
+    forward.py     ForwardExplorer: a schedule and a time t over x_0, x_t and a network's x0_hat (notebook 01)
     guidance.py    GuidanceExplorer: one class, the guidance weight w, the same noise (needs a conditional model)
 
 Imports: the modules of this package (apps layer: core maths, samplers, models, io, metrics may be imported below).
@@ -21,9 +22,10 @@ from .base import Explorer
 from .compare import Compare
 from .compute import Result
 from .explorer2d import Explorer2D
+from .forward import ForwardExplorer
 from .guidance import GuidanceExplorer
 from .image import ImageExplorer
 from .noise import FixedNoise
 from .ui import SAMPLERS, STEP_CHOICES
 
-__all__ = ["Explorer2D", "ImageExplorer", "GuidanceExplorer", "Compare", "Explorer", "FixedNoise", "Result", "SAMPLERS", "STEP_CHOICES"]
+__all__ = ["Explorer2D", "ImageExplorer", "GuidanceExplorer", "ForwardExplorer", "Compare", "Explorer", "FixedNoise", "Result", "SAMPLERS", "STEP_CHOICES"]

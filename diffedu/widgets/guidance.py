@@ -16,11 +16,9 @@ diffedu.guidance, _checks, and .compute (the thread setting) beside it.
 """
 from __future__ import annotations
 
-import io
 import time
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .. import assets
@@ -29,6 +27,7 @@ from ..guidance import check_guidance
 from ..sampling import generate
 from .compute import torch_threads
 from .image import mosaic
+from .ui import figure_png, panel
 
 W_MAX = 8.0            # the slider's range of w; any finite w >= 0 is accepted from Python
 STEP_CHOICES = (5, 10, 20, 50, 100)
@@ -119,16 +118,14 @@ class GuidanceExplorer:
         """The current figure as PNG bytes (sampling first if nothing was drawn yet)."""
         if self.fig is None:
             self.set()
-        buf = io.BytesIO()
-        FigureCanvasAgg(self.fig).print_png(buf)
-        return buf.getvalue()
+        return figure_png(self.fig)
 
     def widget(self):
         """ipywidgets controls (class, w, steps, seed) over the figure, shown as a PNG."""
         import ipywidgets as W
 
         s, K = self.settings, self.trained.num_classes
-        controls = {
+        return panel(self, {
             "label": W.Dropdown(options=list(range(K)), value=s["label"], description="class"),
             "guidance": W.FloatSlider(value=min(s["guidance"], W_MAX), min=0.0, max=W_MAX, step=0.5,
                                       continuous_update=False, description="w"),
@@ -136,21 +133,4 @@ class GuidanceExplorer:
                                        continuous_update=False, description="steps"),
             "seed": W.BoundedIntText(value=s["seed"], min=0, max=2**31 - 1, description="seed",
                                      layout=W.Layout(width="160px")),
-        }
-        status = W.HTML()
-        image = W.Image(value=self.png(), format="png", layout=W.Layout(max_width="100%", height="auto"))
-
-        def changed(name, value):
-            try:
-                self.set(**{name: value})
-            except ValueError as err:
-                status.value = f"<b style='color:#b00'>{err}</b>"
-                return
-            image.value = self.png()
-            status.value = f"<small>sampled in {self.seconds:.2f} s</small>"
-
-        for name, ctrl in controls.items():
-            ctrl.observe(lambda change, name=name: changed(name, change["new"]), names="value")
-        self.controls = controls
-        self.ui = W.VBox([W.HBox(list(controls.values())), status, image])
-        return self.ui
+        })

@@ -83,3 +83,39 @@ class Controls:
         """A rejected value: the message in the status line, the controls back to the current settings."""
         self.status.value = f"<b style='color:#b00'>{err}</b>"
         self.sync()
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib Figure as PNG bytes (Agg, whatever backend the notebook uses)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
+
+
+def panel(explorer, controls: dict):
+    """The UI of an explorer with its own settings: `controls` (setting name -> ipywidget) in a row,
+    a status line and the figure as a PNG.  A change calls `explorer.set(name=value)`; a rejected
+    value goes to the status line.  Sets `explorer.controls` and `explorer.ui` and returns the VBox."""
+    import ipywidgets as W
+
+    status = W.HTML()
+    image = W.Image(value=explorer.png(), format="png", layout=W.Layout(max_width="100%", height="auto"))
+
+    def changed(name, value):
+        try:
+            explorer.set(**{name: value})
+        except ValueError as err:
+            status.value = f"<b style='color:#b00'>{err}</b>"
+            return
+        image.value = explorer.png()
+        status.value = f"<small>computed in {explorer.seconds:.2f} s</small>"
+
+    for name, ctrl in controls.items():
+        ctrl.observe(lambda change, name=name: changed(name, change["new"]), names="value")
+    explorer.controls = controls
+    explorer.ui = W.VBox([W.HBox(list(controls.values())), status, image])
+    return explorer.ui

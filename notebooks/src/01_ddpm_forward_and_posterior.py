@@ -148,6 +148,34 @@ fig.suptitle("q(x_t | x_0) under three schedules (grey scale [-2, 2], so x_0 its
 plt.show()
 
 # %% [markdown]
+# **Move it yourself.** The explorer below draws $x_t$ for six MNIST test digits at the schedule and $t$
+# you choose (the noise is fixed by the seed), marks $t$ on $\bar\alpha_t$, and shows underneath the
+# shipped MNIST UNet's estimate $\hat x_0$ (its null class, the unconditional model; section 5 uses the
+# same network). The network was trained on the linear schedule, and it knows only the noise level: for the
+# cosine or sigmoid schedule the explorer asks it at the linear time $t'$ with the nearest $\bar\alpha$
+# (shown in the title). Things to try: $t = 400$ under each schedule; the $t$ at which $\hat x_0$ stops
+# being the digit above it; $t = 1000$, where $\hat x_0$ is the network's guess from almost nothing.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# A live widget: its image is computed when the cell runs, so nbval does not compare it.
+from diffedu.widgets import ForwardExplorer
+
+ForwardExplorer.from_assets().widget()
+
+# %% [markdown]
+# The same explorer as a still, for a reader without a running kernel: the cosine schedule at $t = 400$.
+# It keeps $\sqrt{\bar\alpha_{400}} = 0.80$ of each digit, the same noise level as the linear schedule's
+# $t' = 204$, so the network is asked there.
+
+# %%
+still = ForwardExplorer.from_assets(schedule="cosine", t=400)
+still.set()
+print(f"cosine t = 400: sqrt(alpha_bar) = {still.alpha_bar() ** 0.5:.2f}; the network is asked at linear t' = {still.t_net}")
+assert abs(still.alpha_bar() ** 0.5 - 0.80) < 0.005 and still.t_net == 204
+still.fig
+
+# %% [markdown]
 # ## 3. The posterior by Bayes and completing the square
 #
 # $q(x_{t-1}\mid x_t, x_0) \propto q(x_t \mid x_{t-1})\,q(x_{t-1}\mid x_0)$. The log of the product

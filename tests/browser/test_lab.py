@@ -1,4 +1,5 @@
-"""Notebook 02's explorer in a real JupyterLab, in headless Chromium: run all cells, move the sliders, see the plot change.
+"""The explorers in a real JupyterLab, in headless Chromium: run all cells, move the sliders, see the plot change
+(notebook 02's sampler explorer: eta and steps; notebook 01's forward explorer: t).
 
 Starts JupyterLab on 127.0.0.1 (free port, no token, throwaway config/runtime/settings/workspace
 folders, a copy of the repository in a temporary folder so nothing is saved into it),
@@ -14,6 +15,7 @@ so there a missing piece fails the test.  Run alone (plain pytest) without them,
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -144,16 +146,17 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tmp_path):
-    if not NOTEBOOK.exists():
-        pytest.fail(f"{NOTEBOOK} does not exist: build it with `make notebooks`")
+def lab(tmp_path, request):
+    notebook = getattr(request, "param", NOTEBOOK)      # parametrize("lab", [path], indirect=True) for another
+    if not notebook.exists():
+        pytest.fail(f"{notebook} does not exist: build it with `make notebooks`")
     # a copy of the repository (a few MB): the notebook finds ../benchmarks/results etc. as in the
     # repository, and running its cells writes nothing into the repository
     shutil.copytree(ROOT, tmp_path / "root", ignore=shutil.ignore_patterns(*COPY_IGNORE))
     server = Lab(tmp_path)
     try:
         server.start()
-        server.notebook = NOTEBOOK.relative_to(ROOT).as_posix()
+        server.notebook = notebook.relative_to(ROOT).as_posix()
         yield server
     finally:
         server.stop()
@@ -270,7 +273,10 @@ def move(page, explorer, label: str):
     return readout(explorer, label), old_png, img.screenshot()
 
 
-def test_explorer_in_jupyterlab(lab, page, capsys):
+@contextlib.contextmanager
+def notebook_run(lab, page, capsys):
+    """Open lab.notebook, Run All Cells, check no cell raised; yields (screenshot folder, Run All seconds).
+    A failure inside leaves a page screenshot and the JupyterLab log in the folder; success prints the time."""
     shots = SCREENSHOTS / Path(lab.notebook).stem
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
@@ -284,10 +290,33 @@ def test_explorer_in_jupyterlab(lab, page, capsys):
         t_run = time.monotonic() - t0
         errors = error_outputs(page)
         assert errors.count() == 0, "a cell raised:\n" + "\n".join(errors.all_inner_texts())
-        # the first widget output with an `eta` slider and a `steps` slider: an explorer's .widget()
-        explorer = page.locator(".jp-OutputArea-output").filter(
-            has=page.locator(".widget-slider").filter(has=labelled(page, "eta"))).filter(
-            has=page.locator(".widget-slider").filter(has=labelled(page, "steps"))).first
+        yield shots, t_run
+    except BaseException as err:
+        try:
+            page.screenshot(path=str(shots / "failure_page.png"))
+        except Exception:
+            pass
+        (shots / "failure.txt").write_text(f"{type(err).__name__}: {err}\n\nJupyterLab log:\n{lab.tail()}\n")
+        with capsys.disabled():
+            print(f"[browser test] failed after {time.monotonic() - t0:.1f} s; the error and the JupyterLab log "
+                  f"are in {shots / 'failure.txt'}")
+        raise
+    with capsys.disabled():
+        print(f"[browser test] {lab.notebook}: passed in {time.monotonic() - t0:.1f} s after server start "
+              f"(Run All Cells {t_run:.1f} s); screenshots in {shots}")
+
+
+def widget_with_sliders(page, *labels):
+    """The first widget output holding a slider described by each of `labels` (an explorer's .widget())."""
+    out = page.locator(".jp-OutputArea-output")
+    for label in labels:
+        out = out.filter(has=page.locator(".widget-slider").filter(has=labelled(page, label)))
+    return out.first
+
+
+def test_explorer_in_jupyterlab(lab, page, capsys):
+    with notebook_run(lab, page, capsys) as (shots, _):
+        explorer = widget_with_sliders(page, "eta", "steps")
         assert explorer.count() == 1, "no widget output with sliders described 'eta' and 'steps'"
         cell = page.locator(".jp-CodeCell").filter(has=explorer).first
         cell.scroll_into_view_if_needed()
@@ -313,16 +342,21 @@ def test_explorer_in_jupyterlab(lab, page, capsys):
         assert f"eta={eta1}" in status.inner_text(), status.inner_text()
         assert readout(explorer, "eta") == eta1
         cell.screenshot(path=str(shots / "3_steps_moved.png"))
-    except BaseException as err:
-        try:
-            page.screenshot(path=str(shots / "failure_page.png"))
-        except Exception:
-            pass
-        (shots / "failure.txt").write_text(f"{type(err).__name__}: {err}\n\nJupyterLab log:\n{lab.tail()}\n")
-        with capsys.disabled():
-            print(f"[browser test] failed after {time.monotonic() - t0:.1f} s; the error and the JupyterLab log "
-                  f"are in {shots / 'failure.txt'}")
-        raise
-    with capsys.disabled():
-        print(f"[browser test] {lab.notebook}: passed in {time.monotonic() - t0:.1f} s after server start "
-              f"(Run All Cells {t_run:.1f} s); screenshots in {shots}")
+
+
+@pytest.mark.parametrize("lab", [ROOT / "notebooks" / "01_ddpm_forward_and_posterior.ipynb"], indirect=True)
+def test_forward_explorer_in_notebook_01(lab, page, capsys):
+    """Notebook 01's ForwardExplorer: one step of the t slider (T/100 = 10) gives a new image and status line."""
+    with notebook_run(lab, page, capsys) as (shots, _):
+        explorer = widget_with_sliders(page, "t")
+        assert explorer.count() == 1, "no widget output with a slider described 't'"
+        cell = page.locator(".jp-CodeCell").filter(has=explorer).first
+        cell.scroll_into_view_if_needed()
+        cell.screenshot(path=str(shots / "1_after_run_all.png"))
+        t0 = readout(explorer, "t")
+        t1, before, after = move(page, explorer, "t")
+        assert int(t1) == int(t0) + 10, (t0, t1)
+        assert before != after, "the figure did not change when t moved"
+        status = explorer.locator(".widget-html").first
+        page.wait_for_function("el => el.innerText.includes('computed in')", arg=status.element_handle())
+        cell.screenshot(path=str(shots / "2_t_moved.png"))
