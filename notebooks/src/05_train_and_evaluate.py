@@ -195,8 +195,8 @@ print(table[table.index("| sampler"):])
 # %% [markdown]
 # **Reading the table.** The GAN makes 1,000 digits in about a second, one network call each; the
 # diffusion model needs 10 to 1000 calls per digit, minutes to hours per 1,000 digits on this CPU. What
-# the calls buy is quality. DDPM's 1000 steps reach an MNIST FID of DDPM_FID (DDPM_REC recognisable) against
-# the GAN's 48.0 (69%), and **this is why DDIM is faster**: with $\eta = 1$ it reaches about the same
+# the calls buy is quality. DDPM's 1000 steps reach an MNIST FID of 4.3 (94% recognisable; real digits against real
+# digits: 4.9 ± 1.8) against the GAN's 48.0 (69%), and **this is why DDIM is faster**: with $\eta = 1$ it reaches about the same
 # FID in 100 steps (4.3) and comes close in 50 (6.2), 10 to 20 times fewer network calls for the same
 # model. With 10 steps the deterministic sampler's digits are still recognisable (91%) but far from
 # the data's distribution (FID 68.6, worse than the GAN's): too few steps of the ODE leave them thick
@@ -219,7 +219,7 @@ fid = {key: value[0] for key, value in rows.items()}
 assert fid[("DCGAN", "", 1)] > fid[("ddim", "0", 50)] > fid[("ddim", "1", 50)]
 assert fid[("ddim", "0", 10)] > fid[("DCGAN", "", 1)] and rows[("ddim", "0", 10)][1] > 0.9
 assert all(fid[("ddim", "1", k)] < fid[("ddim", "0", k)] for k in (10, 20, 50, 100))
-assert abs(fid[("ddim", "1", 100)] - fid[("ddpm", "", 1000)]) < DDPM_TOL and fid[("ddim", "1", 50)] < 1.5 * fid[("ddpm", "", 1000)]
+assert abs(fid[("ddim", "1", 100)] - fid[("ddpm", "", 1000)]) < 0.5 and fid[("ddim", "1", 50)] < 1.5 * fid[("ddpm", "", 1000)]
 assert fid[("edm-heun", "", 11)] < fid[("ddim", "0", 100)] < fid[("edm-heun", "", 26)] * 2 and fid[("edm-heun", "", 26)] > fid[("edm-heun", "", 11)]
 assert rows[("ddim, null class (unconditional)", "0", 50)][1] < 0.75
 
