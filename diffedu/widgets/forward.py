@@ -30,12 +30,12 @@ from ..sampling import guided
 from ..schedules import Schedule, cosine_betas, linear_betas, sigmoid_betas
 from .compute import torch_threads
 from .image import mosaic
-from .ui import figure_png, panel
+from .ui import PanelExplorer, panel
 
 SCHEDULES = {"linear": linear_betas, "cosine": cosine_betas, "sigmoid": sigmoid_betas}
 
 
-class ForwardExplorer:
+class ForwardExplorer(PanelExplorer):
     """x_0, x_t and x0_hat of a few images at one time t of one schedule; `set(schedule=, t=, seed=)`.
 
     images   (n, C, H, W) in [-1, 1]: the x_0 shown (n at most 16)
@@ -133,12 +133,6 @@ class ForwardExplorer:
         if self.t_net is not None:
             title += f"\nx0_hat: the network asked at its t' = {self.t_net} (nearest alpha_bar on its own schedule)"
         self.fig.suptitle(title, fontsize=9)
-
-    def png(self) -> bytes:
-        """The current figure as PNG bytes (drawing first if nothing was drawn yet)."""
-        if self.fig is None:
-            self.set()
-        return figure_png(self.fig)
 
     def widget(self):
         """ipywidgets controls (schedule, t, seed) over the figure, shown as a PNG."""

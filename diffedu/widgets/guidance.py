@@ -27,13 +27,13 @@ from ..guidance import check_guidance
 from ..sampling import generate
 from .compute import torch_threads
 from .image import mosaic
-from .ui import figure_png, panel
+from .ui import PanelExplorer, panel
 
 W_MAX = 8.0            # the slider's range of w; any finite w >= 0 is accepted from Python
 STEP_CHOICES = (5, 10, 20, 50, 100)
 
 
-class GuidanceExplorer:
+class GuidanceExplorer(PanelExplorer):
     """n samples of one class at guidance weight w, same noise for every w; `set(label=, guidance=, steps=, seed=)`.
 
     trained     a class-conditional `Trained` (`trained.num_classes` set), e.g. `assets.load_mnist_unet()`
@@ -113,12 +113,6 @@ class GuidanceExplorer:
             ax_bar.set(xticks=range(K), ylim=(0, self.n), xlabel="class the classifier reads", ylabel="samples")
             title += f": the classifier reads {int(read[s['label']])}/{self.n} as {s['label']}"
         self.fig.suptitle(title, fontsize=9)
-
-    def png(self) -> bytes:
-        """The current figure as PNG bytes (sampling first if nothing was drawn yet)."""
-        if self.fig is None:
-            self.set()
-        return figure_png(self.fig)
 
     def widget(self):
         """ipywidgets controls (class, w, steps, seed) over the figure, shown as a PNG."""

@@ -4,9 +4,13 @@ The menu is the registry's titles; which controls apply is the registry's too: t
 enabled only for a sampler that takes "eta", the steps slider only for one that `uses_steps`.
 The figure is shown as a PNG image, so no ipympl is needed.
 
-Imports: ipywidgets (inside `Controls`, as it is optional), diffedu.samplers.registry.
+Imports: matplotlib (Agg), ipywidgets (inside `Controls` and `panel`, as it is optional), diffedu.samplers.registry.
 """
 from __future__ import annotations
+
+import io
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from ..samplers import registry
 
@@ -87,13 +91,27 @@ class Controls:
 
 def figure_png(fig) -> bytes:
     """A matplotlib Figure as PNG bytes (Agg, whatever backend the notebook uses)."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     buf = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buf)
     return buf.getvalue()
+
+
+class PanelExplorer:
+    """Base of the explorers with settings of their own (ForwardExplorer, GuidanceExplorer): `set(**changes)`
+    draws `self.fig`; `png()` and the notebook display follow from it, the controls from `panel`."""
+
+    fig = None
+
+    def png(self) -> bytes:
+        """The current figure as PNG bytes (drawing first if nothing was drawn yet)."""
+        if self.fig is None:
+            self.set()
+        return figure_png(self.fig)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget())
 
 
 def panel(explorer, controls: dict):
