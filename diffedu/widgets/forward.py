@@ -12,7 +12,7 @@ schedule (the title says which t' was used).
     ex.set(t=500, schedule="cosine")             # a matplotlib Figure, anywhere
     ex.widget()                                  # in a notebook: schedule, t and seed controls
 
-Imports: torch, matplotlib, diffedu.schedules, diffedu.forward, diffedu.data and diffedu.assets (io),
+Imports: torch, matplotlib, diffedu.schedules, diffedu.forward, diffedu.param, diffedu.data and diffedu.assets (io),
 diffedu.sampling, _checks, and .compute, .image, .ui beside it.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .. import assets
 from .._checks import check_choice, check_int
 from ..data import mnist
 from ..forward import q_sample
+from ..param import x0_from_eps
 from ..sampling import guided
 from ..schedules import Schedule, cosine_betas, linear_betas, sigmoid_betas
 from .compute import torch_threads
@@ -103,7 +104,7 @@ class ForwardExplorer(PanelExplorer):
             ab_net = self.net_sched.alpha_bar[self.t_net].float()
             with torch.no_grad(), torch_threads(self.threads):
                 eps_hat = self.eps_model(self.x_t, torch.full((len(self.x_t),), self.t_net, dtype=torch.long)).float()
-            self.x0_hat = (self.x_t - (1 - ab_net).sqrt() * eps_hat) / ab_net.sqrt()     # [DDPM eq. 15]
+            self.x0_hat = x0_from_eps(self.x_t, eps_hat, ab_net)     # [DDPM eq. 15]
         self.seconds = time.perf_counter() - t0
         self._draw()
         return self.fig
