@@ -12,16 +12,27 @@ from .posterior import vlb_weight
 from .schedules import Schedule
 
 
-def l_simple(eps_model, sched: Schedule, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def l_simple(eps_model, sched: Schedule, x0: torch.Tensor, generator: torch.Generator | None = None, *,
+             t: torch.Tensor | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
     """E_{t, eps} ||eps - eps_theta(sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, t)||^2, t ~ U{1..T}.  [DDPM eq. 14, Alg. 1]
 
-    Returns the mean over the batch and all dimensions (a scalar tensor).
+    Returns the mean over the batch and all dimensions (a scalar tensor).  `t` (B,) integers in 1..T and
+    `eps` (x0's shape) may be given (Algorithm 1's lines 3-4 drawn by the caller); otherwise they are drawn
+    from `generator`, t first.  `diffedu.training.train` calls this function for every step.
     """
     check_finite(x0, "x0")
     B = x0.shape[0]
     device = generator.device if generator is not None else x0.device
-    t = torch.randint(1, sched.T + 1, (B,), generator=generator, device=device).to(x0.device)
-    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=device).to(x0.device)
+    if t is None:
+        t = torch.randint(1, sched.T + 1, (B,), generator=generator, device=device).to(x0.device)
+    elif not (torch.is_tensor(t) and t.shape == (B,) and not t.is_floating_point() and 1 <= int(t.min()) and int(t.max()) <= sched.T):
+        raise ValueError(f"t must be an integer tensor of shape ({B},) with values in 1..{sched.T}, got "
+                         f"{tuple(t.shape) if torch.is_tensor(t) else type(t).__name__}")
+    if eps is None:
+        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=device).to(x0.device)
+    elif not (torch.is_tensor(eps) and eps.shape == x0.shape):
+        raise ValueError(f"eps must be a tensor of x0's shape {tuple(x0.shape)}, got "
+                         f"{tuple(eps.shape) if torch.is_tensor(eps) else type(eps).__name__}")
     x_t = q_sample(sched, x0, t, eps)
     eps_hat = check_model_output(eps_model(x_t, t), x_t)
     return ((eps - eps_hat) ** 2).mean()

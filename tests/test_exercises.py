@@ -19,8 +19,8 @@ def nearby(ex: Exercise):
     if ex.kind == "numeric":
         return float(sol) * 1.001
 
-    def off(**kwargs):
-        out = sol(**kwargs)
+    def off(*args, **kwargs):
+        out = sol(*args, **kwargs)
         if not isinstance(out, torch.Tensor):        # a count, a number
             return out + 1
         out = out.clone()
@@ -115,3 +115,19 @@ def test_every_notebook_has_at_least_four_exercises_one_of_them_code():
     assert sorted(by_notebook) == [1, 2, 3, 4, 5, 6] and len(EXERCISES) >= 20
     for nb, kinds in by_notebook.items():
         assert len(kinds) >= 4 and "code" in kinds, (nb, kinds)
+
+
+def test_a_training_step_without_zero_grad_is_refused_at_the_weights():
+    """05.train_step: right losses, but gradients that accumulate across steps give other weights: the
+    feedback names the step and the first weight tensor that differs."""
+    ex = EXERCISES["05.train_step"]
+
+    def accumulates(eps_model, optimizer, alpha_bar, x0, t, eps):
+        ab = alpha_bar[t].view(-1, 1, 1, 1)
+        loss = ((eps - eps_model(ab.sqrt() * x0 + (1 - ab).sqrt() * eps, t)) ** 2).mean()
+        loss.backward()                                   # no optimizer.zero_grad()
+        optimizer.step()
+        return loss.item()
+
+    fb = ex.check(accumulates)
+    assert not fb and "the loss of step 2 is right, but after it the weights" in fb.message and "differ" in fb.message

@@ -168,3 +168,28 @@ def test_l_simple_is_zero_for_the_exact_model_of_a_point_mass():
 def test_bad_forward_input_rejected(call, match):
     with pytest.raises(ValueError, match=match):
         call(d.Schedule(d.linear_betas(1000)))
+
+
+def test_l_simple_with_given_t_and_eps_is_algorithm_1_on_those_draws():
+    """l_simple(..., t=, eps=) computes ||eps - eps_theta(x_t, t)||^2 on exactly those draws; drawn from the
+    generator (t first, then eps) when not given; wrong shapes or times are named."""
+    s = d.Schedule(d.linear_betas(50))
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.randn(5, 2, generator=g, dtype=torch.float64)
+    t = torch.randint(1, 51, (5,), generator=g)
+    eps = torch.randn(5, 2, generator=g, dtype=torch.float64)
+
+    def model(x, t):
+        return torch.tanh(x) * t[:, None] / 50
+
+    x_t = s.alpha_bar[t].sqrt()[:, None] * x0 + (1 - s.alpha_bar[t]).sqrt()[:, None] * eps
+    expected = ((eps - model(x_t, t)) ** 2).mean()
+    torch.testing.assert_close(d.l_simple(model, s, x0, t=t, eps=eps), expected)
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    t_drawn = torch.randint(1, 51, (5,), generator=g2)
+    eps_drawn = torch.randn(x0.shape, generator=g2, dtype=x0.dtype)
+    torch.testing.assert_close(d.l_simple(model, s, x0, generator=g1), d.l_simple(model, s, x0, t=t_drawn, eps=eps_drawn))
+    with pytest.raises(ValueError, match=r"t must be an integer tensor of shape \(5,\) with values in 1..50"):
+        d.l_simple(model, s, x0, t=torch.zeros(5, dtype=torch.long), eps=eps)
+    with pytest.raises(ValueError, match="eps must be a tensor of x0's shape"):
+        d.l_simple(model, s, x0, t=t, eps=eps[:, :1])

@@ -15,6 +15,8 @@ The noise is fixed by the seed (x_T and every per-step noise), so moving eta sho
     explorer2d.py  image.py  compare.py   the explorers
     forward.py     ForwardExplorer: a schedule and a time t over x_0, x_t and a network's x0_hat (notebook 01)
     guidance.py    GuidanceExplorer: one class, the guidance weight w, the same noise (needs a conditional model)
+    pf_ode.py      PFODEExplorer: EDM's Euler/Heun on the exact eight Gaussians: Karras grid, churn, the ODE's field (notebook 04)
+    training.py    TrainingExplorer: a step slider over the snapshots of a run, its loss and samples (notebook 05)
 
 Imports: the modules of this package (apps layer: core maths, samplers, models, io, metrics may be imported below).
 """
@@ -26,6 +28,8 @@ from .forward import ForwardExplorer
 from .guidance import GuidanceExplorer
 from .image import ImageExplorer
 from .noise import FixedNoise
+from .pf_ode import PFODEExplorer
+from .training import TrainingExplorer
 from .ui import SAMPLERS, STEP_CHOICES
 
-__all__ = ["Explorer2D", "ImageExplorer", "GuidanceExplorer", "ForwardExplorer", "Compare", "Explorer", "FixedNoise", "Result", "SAMPLERS", "STEP_CHOICES"]
+__all__ = ["Explorer2D", "ImageExplorer", "GuidanceExplorer", "ForwardExplorer", "TrainingExplorer", "PFODEExplorer", "Compare", "Explorer", "FixedNoise", "Result", "SAMPLERS", "STEP_CHOICES"]

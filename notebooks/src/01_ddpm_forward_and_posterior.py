@@ -27,6 +27,12 @@
 # [DDPM notes] (their §2.1-2.5: forward process, posterior, loss); the progressive-generation
 # question comes from the course homework [HW6] (its Question 1). Where a source is wrong, an
 # **Erratum** box says so and a cell checks the right form.
+#
+# **Exercises** stand where their answer is needed, *before* the notebook shows it. Each answer
+# cell starts unanswered (`None`) and its check says so. Write your answer and run the cell: the
+# check says whether you are right and, if not, where your answer differs (the symbol values, the
+# input, the first entry that disagrees), with a hint. The collapsed cell under each exercise shows
+# the reference: open it after you have tried. Every later cell runs whether or not you answered.
 
 # %%
 import matplotlib.pyplot as plt
@@ -38,6 +44,8 @@ from diffedu import assets
 from diffedu import symbolic as S
 from diffedu.data import mnist
 from diffedu.sampling import guided
+from IPython.display import Markdown
+from diffedu.exercises import EXERCISES
 
 torch.set_num_threads(2)
 s = S.symbols()
@@ -48,7 +56,27 @@ s = S.symbols()
 # One step: $x_t = \sqrt{\alpha_t}\,x_{t-1} + \sqrt{1-\alpha_t}\,\epsilon_t$ with $\alpha_t = 1-\beta_t$
 # [DDPM eq. 2]. Two independent Gaussian terms add their variances (the step the [DDPM notes] mark
 # $(*)$, "merging two Gaussians"), so by induction the whole chain collapses into one step from
-# $x_0$ [DDPM eq. 4]:
+# $x_0$ [DDPM eq. 4]. Before the derivation below does it, do it yourself: merge two steps by hand,
+# guess the pattern for $t$ steps (the product $\bar\alpha_t = \prod_{s \le t}\alpha_s$ appears), and
+# write the one-step sampler.
+
+# %% [markdown]
+# **Exercise 01.q_sample** (code). Write q_sample(x0, alpha_bar, eps) -> x_t, one draw of q(x_t |
+# x_0) with the noise eps given (alpha_bar has shape (B, 1, 1, 1): one alpha_bar_t per sample)
+# [DDPM eq. 4]
+
+# %%
+def q_sample(x0, alpha_bar, eps):
+    return None  # your code here
+
+
+EXERCISES["01.q_sample"].check(q_sample)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["01.q_sample"].reveal())
+
+# %% [markdown]
+# The derivation, in sympy, and the package's `q_mean_var_coefs` checked against it:
 
 # %%
 merge = S.merge_gaussians()
@@ -182,7 +210,22 @@ still.fig
 # is a quadratic in $x_{t-1}$: collect its $x_{t-1}^2$ and $x_{t-1}$ terms, read off the precision
 # and the mean [DDPM eq. 6-7], then replace $x_0$ by its expression in $\epsilon$ [DDPM eq. 11].
 # This is the route of the [DDPM notes] §2.2; $V_{t-1} = 1-\bar\alpha_{t-1}$ and $V_t = 1-\bar\alpha_t$
-# are kept as symbols while the terms are collected:
+# are kept as symbols while the terms are collected. First try the variance yourself: it is the
+# reciprocal of the $x_{t-1}^2$ coefficient (the precision).
+
+# %% [markdown]
+# **Exercise 01.posterior_variance** (symbolic). Derive beta_tilde_t, the variance of q(x_{t-1} |
+# x_t, x_0), in alpha_bar_t and alpha_bar_prev (or beta_t, alpha_t)  [DDPM eq. 7]
+
+# %%
+answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
+EXERCISES["01.posterior_variance"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["01.posterior_variance"].reveal())
+
+# %% [markdown]
+# The derivation, step by step:
 
 # %%
 post = S.ddpm_posterior()
@@ -233,6 +276,22 @@ ax.set(title="The two reverse variances of DDPM", xlabel="t", ylabel="variance (
 ax.legend()
 plt.show()
 assert bool((sc.posterior_variance[1:] <= sc.beta[1:]).all())
+
+# %% [markdown]
+# Which end is right? For one kind of data it can be computed exactly, and the answer is one of the
+# two ends: DDPM §3.2 says that one end is optimal for $x_0 \sim \mathcal N(0, I)$ and the other for $x_0$
+# fixed to one point. Which is which? Compute the Gaussian case yourself.
+#
+# **Exercise 01.reverse_variance_of_gaussian_data** (numeric). Data x_0 ~ N(0, I), the linear
+# schedule (T = 1000): the exact Var[x_{t-1} | x_t] at t = 500, a number. Is it beta_t or
+# beta_tilde_t?  [DDPM §3.2]
+
+# %%
+answer = None  # a number
+EXERCISES["01.reverse_variance_of_gaussian_data"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["01.reverse_variance_of_gaussian_data"].reveal())
 
 # %% [markdown]
 # ## 4. The ELBO and what L_simple drops
@@ -306,7 +365,23 @@ for w, top, ratio_T, ratio_min in ((w_beta, 0.27, 27, 55), (w_tilde, 0.60, 59, 1
 # `assets/` holds a small UNet trained on 4,000 MNIST digits of 28x28 pixels (eps-prediction,
 # linear schedule, $T = 1000$; see `assets/README.md` for the command and its time). It is
 # class-conditional: here sample $i$ asks for digit $i \bmod 10$, with no guidance (notebook 06 explains
-# the class input and guides it). DDPM ancestral sampling takes all 1000 steps.
+# the class input and guides it). DDPM ancestral sampling takes all 1000 steps, each one the step you
+# can now write from section 3: estimate $x_0$ from $\hat\epsilon$, take the posterior mean there, add noise.
+
+# %% [markdown]
+# **Exercise 01.ddpm_step** (code). Write ddpm_step(x, eps_hat, alpha_bar, alpha_bar_prev, sigma,
+# noise) -> x_{t-1}, one DDPM reverse step: x0_hat from eps_hat, the posterior mean at x0_hat, plus
+# sigma noise  [DDPM eq. 11, Alg. 2]
+
+# %%
+def ddpm_step(x, eps_hat, alpha_bar, alpha_bar_prev, sigma, noise):
+    return None  # your code here
+
+
+EXERCISES["01.ddpm_step"].check(ddpm_step)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["01.ddpm_step"].reveal())
 
 # %%
 unet = assets.load_mnist_unet()
@@ -516,71 +591,3 @@ assert abs(ab_T ** -0.5 - 157) < 0.5 and abs(amp(800) - 25.5) < 0.1 and abs(ab_T
 assert 1.6 < departure < 1.8 and 0.010 < departure / amp(unet.sched.T) < 0.012
 assert 0.6 < outside(x0_T) < 0.66 and 0.11 < outside(x0_hat_at(traj_u, 800)) < 0.15 and outside(traj_u.x) < 0.001
 
-# %% [markdown]
-# ## Exercises
-#
-# Each answer cell starts unanswered (`None`) and its check says so. Write your answer and run the
-# cell: the check says whether you are right and, if not, where your answer differs (the symbol
-# values, the input, the first entry that disagrees), with a hint. The collapsed cell under each
-# exercise shows the reference answer: open it after you have tried.
-
-# %%
-from IPython.display import Markdown
-
-from diffedu.exercises import EXERCISES
-from diffedu import symbolic as S
-
-s = S.symbols()
-
-# %% [markdown]
-# **Exercise 01.q_sample** (code). Write q_sample(x0, alpha_bar, eps) -> x_t, one draw of q(x_t |
-# x_0) with the noise eps given (alpha_bar has shape (B, 1, 1, 1): one alpha_bar_t per sample)
-# [DDPM eq. 4]
-
-# %%
-def q_sample(x0, alpha_bar, eps):
-    return None  # your code here
-
-
-EXERCISES["01.q_sample"].check(q_sample)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["01.q_sample"].reveal())
-
-# %% [markdown]
-# **Exercise 01.posterior_variance** (symbolic). Derive beta_tilde_t, the variance of q(x_{t-1} |
-# x_t, x_0), in alpha_bar_t and alpha_bar_prev (or beta_t, alpha_t)  [DDPM eq. 7]
-
-# %%
-answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
-EXERCISES["01.posterior_variance"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["01.posterior_variance"].reveal())
-
-# %% [markdown]
-# **Exercise 01.ddpm_step** (code). Write ddpm_step(x, eps_hat, alpha_bar, alpha_bar_prev, sigma,
-# noise) -> x_{t-1}, one DDPM reverse step: x0_hat from eps_hat, the posterior mean at x0_hat, plus
-# sigma noise  [DDPM eq. 11, Alg. 2]
-
-# %%
-def ddpm_step(x, eps_hat, alpha_bar, alpha_bar_prev, sigma, noise):
-    return None  # your code here
-
-
-EXERCISES["01.ddpm_step"].check(ddpm_step)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["01.ddpm_step"].reveal())
-
-# %% [markdown]
-# **Exercise 01.reverse_variance_of_gaussian_data** (numeric). Data x_0 ~ N(0, I), the linear
-# schedule (T = 1000): the exact Var[x_{t-1} | x_t] at t = 500, a number. Is it beta_t or
-# beta_tilde_t?  [DDPM §3.2]
-
-# %%
-answer = None  # a number
-EXERCISES["01.reverse_variance_of_gaussian_data"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["01.reverse_variance_of_gaussian_data"].reveal())

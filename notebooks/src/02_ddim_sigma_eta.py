@@ -36,6 +36,12 @@
 # | 5. why is DDIM faster? | the introduction (跳步, skipping steps) | §4.2, §5.1 |
 # | 6. inversion | – | §4.3, §5 (reconstruction from $x_T$) |
 # | 7. DDPM against DDIM | – | [HW6] Q2 and its reference answer |
+#
+# **Exercises** stand where their answer is needed, *before* the notebook shows it. Each answer
+# cell starts unanswered (`None`) and its check says so. Write your answer and run the cell: the
+# check says whether you are right and, if not, where your answer differs (the symbol values, the
+# input, the first entry that disagrees), with a hint. The collapsed cell under each exercise shows
+# the reference: open it after you have tried. Every later cell runs whether or not you answered.
 
 # %%
 import time
@@ -49,6 +55,8 @@ from diffedu import assets
 from diffedu import symbolic as S
 from diffedu.symbolic.ddim import ddim_marginals_only
 from diffedu.widgets import Compare, Explorer2D, ImageExplorer
+from IPython.display import Markdown
+from diffedu.exercises import EXERCISES
 
 torch.set_num_threads(2)
 IMAGE_N, IMAGE_STEPS = 8, 20    # the MNIST image explorer's defaults: a new figure within 1.5 s on 2 CPU cores
@@ -64,7 +72,63 @@ sched = d.Schedule(d.linear_betas(1000))
 # $$q_\sigma(x_{prev} \mid x_t, x_0) = \mathcal N(k\,x_0 + m\,x_t,\; \sigma^2 I)$$
 # and ask only that it keeps the marginal (边缘分布) $q(x_{prev}\mid x_0) = \mathcal N(\sqrt{\bar\alpha_{prev}}x_0,
 # (1-\bar\alpha_{prev})I)$ for every $x_0$. That gives two equations, one for the mean and one for the
-# variance, in the two unknowns $k, m$ [DDIM notes eq. 6; DDIM eq. 7]:
+# variance, in the two unknowns $k, m$ [DDIM notes eq. 6; DDIM eq. 7]. Solve them yourself before
+# the derivation below does: insert $x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$, merge the
+# two Gaussians (notebook 01), match the mean's coefficient of $x_0$ and the variance. Then choose the
+# $\sigma$ that makes $\eta = 1$ DDPM, and write the step.
+
+# %% [markdown]
+# **Exercise 02.ddim_k** (symbolic). The ansatz q_sigma(x_prev | x_t, x_0) = N(k x_0 + m x_t,
+# sigma^2 I) must keep q(x_prev | x_0) for every sigma: derive k in alpha_bar_t, alpha_bar_prev and
+# sigma  [DDIM eq. 7, the notes' eq. 1-6]
+
+# %%
+answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
+EXERCISES["02.ddim_k"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["02.ddim_k"].reveal())
+
+# %% [markdown]
+# **Exercise 02.ddim_m** (symbolic). The same ansatz: derive m, the coefficient of x_t, in
+# alpha_bar_t, alpha_bar_prev and sigma  [DDIM eq. 7]
+
+# %%
+answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
+EXERCISES["02.ddim_m"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["02.ddim_m"].reveal())
+
+# %% [markdown]
+# **Exercise 02.ddim_sigma** (symbolic). Derive sigma_t(eta), the noise scale of the DDIM family
+# with eta = 1 the DDPM posterior's standard deviation, in alpha_bar_t, alpha_bar_prev and eta
+# [DDIM eq. 16]
+
+# %%
+answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
+EXERCISES["02.ddim_sigma"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["02.ddim_sigma"].reveal())
+
+# %% [markdown]
+# **Exercise 02.ddim_step** (code). Write ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta,
+# noise) -> x_prev, one DDIM step: x0_hat, then sqrt(alpha_bar_prev) x0_hat + sqrt(1 -
+# alpha_bar_prev - sigma^2) eps_hat + sigma noise  [DDIM eq. 12]
+
+# %%
+def ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta, noise):
+    return None  # your code here
+
+
+EXERCISES["02.ddim_step"].check(ddim_step)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["02.ddim_step"].reveal())
+
+# %% [markdown]
+# The derivation, step by step, ending on the update and the $\eta$ family:
 
 # %%
 ddim = S.ddim_coefficients()
@@ -764,68 +828,3 @@ print(f"the MLP, one jump: spread {spread(jump_mlp):.2f} (its eps error times sq
 assert spread(jump_exact) < 0.1 * spread(ten_exact) and float(jump_exact.mean(0).norm()) < 0.05   # all at E[x_0] = 0
 assert fd(jump_exact) > 20 * fd(ten_exact) and spread(jump_mlp) > spread(ten_exact)
 
-# %% [markdown]
-# ## Exercises
-#
-# Each answer cell starts unanswered (`None`) and its check says so. Write your answer and run the
-# cell: the check says whether you are right and, if not, where your answer differs (the symbol
-# values, the input, the first entry that disagrees), with a hint. The collapsed cell under each
-# exercise shows the reference answer: open it after you have tried.
-
-# %%
-from IPython.display import Markdown
-
-from diffedu.exercises import EXERCISES
-from diffedu import symbolic as S
-
-s = S.symbols()
-
-# %% [markdown]
-# **Exercise 02.ddim_sigma** (symbolic). Derive sigma_t(eta), the noise scale of the DDIM family
-# with eta = 1 the DDPM posterior's standard deviation, in alpha_bar_t, alpha_bar_prev and eta
-# [DDIM eq. 16]
-
-# %%
-answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
-EXERCISES["02.ddim_sigma"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["02.ddim_sigma"].reveal())
-
-# %% [markdown]
-# **Exercise 02.ddim_k** (symbolic). The ansatz q_sigma(x_prev | x_t, x_0) = N(k x_0 + m x_t,
-# sigma^2 I) must keep q(x_prev | x_0) for every sigma: derive k in alpha_bar_t, alpha_bar_prev and
-# sigma  [DDIM eq. 7, the notes' eq. 1-6]
-
-# %%
-answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
-EXERCISES["02.ddim_k"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["02.ddim_k"].reveal())
-
-# %% [markdown]
-# **Exercise 02.ddim_m** (symbolic). The same ansatz: derive m, the coefficient of x_t, in
-# alpha_bar_t, alpha_bar_prev and sigma  [DDIM eq. 7]
-
-# %%
-answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
-EXERCISES["02.ddim_m"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["02.ddim_m"].reveal())
-
-# %% [markdown]
-# **Exercise 02.ddim_step** (code). Write ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta,
-# noise) -> x_prev, one DDIM step: x0_hat, then sqrt(alpha_bar_prev) x0_hat + sqrt(1 -
-# alpha_bar_prev - sigma^2) eps_hat + sigma noise  [DDIM eq. 12]
-
-# %%
-def ddim_step(x, eps_hat, alpha_bar, alpha_bar_prev, eta, noise):
-    return None  # your code here
-
-
-EXERCISES["02.ddim_step"].check(ddim_step)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["02.ddim_step"].reveal())

@@ -41,6 +41,12 @@
 # eq. 5-6 the objective, eq. 7 this constraint, eq. 8 the correction that ignores $x_t$, eq. 9 the pair
 # $x_{t-1} = \mathcal F_{t-1}(x_0, \epsilon)$, $x_t = \mathcal F_t(x_0, \epsilon)$, eq. 10-11 the deterministic
 # correction, eq. 12-13 the partial one.)
+#
+# **Exercises** stand where their answer is needed, *before* the notebook shows it. Each answer
+# cell starts unanswered (`None`) and its check says so. Write your answer and run the cell: the
+# check says whether you are right and, if not, where your answer differs (the symbol values, the
+# input, the first entry that disagrees), with a hint. The collapsed cell under each exercise shows
+# the reference: open it after you have tried. Every later cell runs whether or not you answered.
 
 # %%
 import inspect
@@ -52,6 +58,8 @@ import torch
 
 import diffedu as d
 from diffedu.symbolic import unified as sym_unified
+from IPython.display import Markdown
+from diffedu.exercises import EXERCISES
 
 torch.set_num_threads(2)
 mix = d.GaussianMixture.eight_gaussians()
@@ -67,9 +75,46 @@ forward = d.GaussianForward(sched)
 # | --- | --- | --- |
 # | `"marginal"` | $\mathcal F_{t-1}(\hat x_0, z)$, fresh $z$ [UDM eq. 8] | no |
 # | `"deterministic"` | $\mathcal F_{t-1}(\hat x_0, \hat\epsilon)$ [UDM eq. 10] | fully |
-# | `"partial"` | $\mathcal F_{t-1}(\hat x_0, \sqrt{1-\tilde\sigma^2}\,\hat\epsilon + \tilde\sigma z)$ [UDM eq. 13] | partly |
+# | `"partial"` | $\mathcal F_{t-1}(\hat x_0, \text{a mix of } \hat\epsilon \text{ and a fresh } z)$, weighted by $\tilde\sigma \in [0, 1]$ [UDM eq. 13] | partly |
 #
-# All three live in one function; here is its step, the whole of it:
+# Write two of them before you read the package's: the deterministic correction for the Gaussian
+# $\mathcal F_t(x_0, \epsilon) = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$ (invert it for $\epsilon$ first), and
+# the partial correction's mix. The mix has one condition: when $\hat\epsilon$ and $z$ are independent
+# $\mathcal N(0, I)$ the mix must be $\mathcal N(0, I)$ too, for every $\tilde\sigma$, with $\tilde\sigma = 1$ all fresh noise.
+
+# %% [markdown]
+# **Exercise 03.deterministic_correction** (code). Write correct(x_t, x0_hat, alpha_bar,
+# alpha_bar_prev) -> x_{t-1}, the deterministic correction for the Gaussian forward process: solve
+# eps_hat from x_t and x0_hat, then F_{t-1}(x0_hat, eps_hat)  [UDM eq. 12]
+
+# %%
+def correct(x_t, x0_hat, alpha_bar, alpha_bar_prev):
+    return None  # your code here
+
+
+EXERCISES["03.deterministic_correction"].check(correct)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["03.deterministic_correction"].reveal())
+
+# %% [markdown]
+# **Exercise 03.partial_noise** (code). Write partial(eps_hat, z, sigma_tilde) -> the noise the
+# partial correction feeds to F_{t-1}, which must still be N(0, I) when eps_hat and z are
+# independent N(0, I)  [UDM eq. 13]
+
+# %%
+def partial(eps_hat, z, sigma_tilde):
+    return None  # your code here
+
+
+EXERCISES["03.partial_noise"].check(partial)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["03.partial_noise"].reveal())
+
+# %% [markdown]
+# All three corrections live in one function; here is its step, the whole of it (the partial mix is
+# $\sqrt{1-\tilde\sigma^2}\,\hat\epsilon + \tilde\sigma z$):
 
 # %%
 src = inspect.getsource(d.sample_estimate_correct)
@@ -175,6 +220,33 @@ target = sp.lambdify(args, nr.result["target"])(ab_now, ab_before, x0_val, y_gri
 print(f"largest relative gap between the pushforward and q(x_(t-1) | x_0) on the grid: "
       f"{np.max(np.abs(pushed - target) / target):.0e}")
 assert np.allclose(pushed, target, rtol=1e-12, atol=0)
+
+# %% [markdown]
+# Section 2's derivation ends on the map between $\tilde\sigma$ and DDIM's $\sigma_t$ (its steps 4-5). Use it
+# twice, with DDIM's $\sigma_t(\eta)$ of notebook 02, before section 3 runs it:
+#
+# **Exercise 03.sigma_tilde_of_ddpm** (numeric). The partial correction with which sigma_tilde is
+# DDPM's step (DDIM eta = 1) from alpha_bar_t = 0.3 to alpha_bar_(t-1) = 0.5?  [UDM eq. 13, DDIM eq.
+# 16]
+
+# %%
+answer = None  # a number
+EXERCISES["03.sigma_tilde_of_ddpm"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["03.sigma_tilde_of_ddpm"].reveal())
+
+# %% [markdown]
+# **Exercise 03.sigma_tilde_for_eta** (numeric). Which sigma_tilde makes the partial correction
+# reproduce DDIM with eta = 0.5 at the first step of the 10-step grid d.ddim_timesteps(1000, 10) of
+# the linear schedule?  [UDM eq. 13, DDIM eq. 16]
+
+# %%
+answer = None  # a number
+EXERCISES["03.sigma_tilde_for_eta"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["03.sigma_tilde_for_eta"].reveal())
 
 # %% [markdown]
 # ## 3. DDIM is the partial correction
@@ -689,72 +761,3 @@ assert 0.2 < gs[("deterministic", 0.02)]["recognisable"] < 0.4 and gs[("marginal
 fid_table = Path("../benchmarks/results/fid_table.md").read_text()
 assert "| ddim | 0 | 50 | 50 | 3.249 | 0.831 |" in fid_table      # the 8x8 UNet's row quoted above
 
-# %% [markdown]
-# ## Exercises
-#
-# Each answer cell starts unanswered (`None`) and its check says so. Write your answer and run the
-# cell: the check says whether you are right and, if not, where your answer differs (the symbol
-# values, the input, the first entry that disagrees), with a hint. The collapsed cell under each
-# exercise shows the reference answer: open it after you have tried.
-
-# %%
-from IPython.display import Markdown
-
-from diffedu.exercises import EXERCISES
-from diffedu import symbolic as S
-
-s = S.symbols()
-
-# %% [markdown]
-# **Exercise 03.deterministic_correction** (code). Write correct(x_t, x0_hat, alpha_bar,
-# alpha_bar_prev) -> x_{t-1}, the deterministic correction for the Gaussian forward process: solve
-# eps_hat from x_t and x0_hat, then F_{t-1}(x0_hat, eps_hat)  [UDM eq. 12]
-
-# %%
-def correct(x_t, x0_hat, alpha_bar, alpha_bar_prev):
-    return None  # your code here
-
-
-EXERCISES["03.deterministic_correction"].check(correct)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["03.deterministic_correction"].reveal())
-
-# %% [markdown]
-# **Exercise 03.partial_noise** (code). Write partial(eps_hat, z, sigma_tilde) -> the noise the
-# partial correction feeds to F_{t-1}, which must still be N(0, I) when eps_hat and z are
-# independent N(0, I)  [UDM eq. 13]
-
-# %%
-def partial(eps_hat, z, sigma_tilde):
-    return None  # your code here
-
-
-EXERCISES["03.partial_noise"].check(partial)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["03.partial_noise"].reveal())
-
-# %% [markdown]
-# **Exercise 03.sigma_tilde_of_ddpm** (numeric). The partial correction with which sigma_tilde is
-# DDPM's step (DDIM eta = 1) from alpha_bar_t = 0.3 to alpha_bar_(t-1) = 0.5?  [UDM eq. 13, DDIM eq.
-# 16]
-
-# %%
-answer = None  # a number
-EXERCISES["03.sigma_tilde_of_ddpm"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["03.sigma_tilde_of_ddpm"].reveal())
-
-# %% [markdown]
-# **Exercise 03.sigma_tilde_for_eta** (numeric). Which sigma_tilde makes the partial correction
-# reproduce DDIM with eta = 0.5 at the first step of the 10-step grid d.ddim_timesteps(1000, 10) of
-# the linear schedule?  [UDM eq. 13, DDIM eq. 16]
-
-# %%
-answer = None  # a number
-EXERCISES["03.sigma_tilde_for_eta"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["03.sigma_tilde_for_eta"].reveal())

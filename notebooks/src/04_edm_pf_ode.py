@@ -36,6 +36,12 @@
 # | 5-7. Euler/Heun, Karras steps, churn, preconditioning | – | eq. 5, Alg. 1-2, App. B.6, Tab. 1 |
 #
 # Two lines of the notes are wrong and are corrected in marked **Erratum** boxes below.
+#
+# **Exercises** stand where their answer is needed, *before* the notebook shows it. Each answer
+# cell starts unanswered (`None`) and its check says so. Write your answer and run the cell: the
+# check says whether you are right and, if not, where your answer differs (the symbol values, the
+# input, the first entry that disagrees), with a hint. The collapsed cell under each exercise shows
+# the reference: open it after you have tried. Every later cell runs whether or not you answered.
 
 # %%
 import math
@@ -50,9 +56,13 @@ from diffedu.symbolic import fokker_planck as sym_fp
 from diffedu.symbolic import precond as sym_precond
 from diffedu.symbolic import processes as sym_proc
 from diffedu.symbolic import score as sym_score
+from diffedu.symbolic import symbols
+from IPython.display import Markdown
+from diffedu.exercises import EXERCISES
 
 torch.set_num_threads(2)
 mix = d.GaussianMixture.eight_gaussians()
+s = symbols()   # the course's sympy symbols, for the symbolic exercises
 
 # %% [markdown]
 # ## 1. Every Gaussian forward process is a pair s(t), σ(t)  [EDM notes §1.1]
@@ -64,7 +74,20 @@ mix = d.GaussianMixture.eight_gaussians()
 # The SDE $dx = f(t)x\,dt + g(t)\,dw$ has exactly such marginals, with $s = e^{\int_0^t f}$ and
 # $\sigma^2 = \int_0^t g^2/s^2$. Differentiating both gives $f$ and $g$ from $s$ and $\sigma$
 # [EDM eq. 28, 34]. The derivation then checks its answer against Itô's moment equations: with these
-# $f, g$ the SDE's mean really is $s\,x_0$ and its variance really is $s^2\sigma^2$.
+# $f, g$ the SDE's mean really is $s\,x_0$ and its variance really is $s^2\sigma^2$. Before it prints
+# them, find flow matching's $g^2$ yourself: differentiate $\sigma^2 = \int_0^t g^2/s^2$.
+
+# %% [markdown]
+# **Exercise 04.flow_matching_g2** (symbolic). Flow matching has s(t) = 1 - t, sigma(t) = t / (1 -
+# t): write g(t)^2 of its SDE as a sympy expression in t (sp.Symbol('t'))  [EDM notes §1.1; EDM eq.
+# 6]
+
+# %%
+answer = None  # a sympy expression in the symbol the exercise names
+EXERCISES["04.flow_matching_g2"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["04.flow_matching_g2"].reveal())
 
 # %%
 sde = sym_proc.sde_from_s_sigma()
@@ -270,6 +293,80 @@ print(f"slope of D* at x = 2: {slope_at_2:.4f}   (s^2/(s^2 + sigma^2) = {0.09 / 
 assert abs(slope_at_2 - 0.09 / 0.34) < 1e-3
 
 # %% [markdown]
+# ### One network, five parameterisations
+#
+# A network may be trained to predict the noise $\epsilon$ (DDPM), the clean image $x_0$ or $D$ (EDM), the
+# velocity $v$, or the score. They are the same information: each is an affine function of any
+# other at a given $x_t$ and noise level. First the one conversion every sampler of this course
+# makes, from $\hat\epsilon$ to $\hat x_0$:
+#
+# **Exercise 04.x0_from_eps** (symbolic). Write x_0 in x_t and eps: the denoiser an eps-prediction
+# network implies  [DDPM eq. 15; EDM Tab. 1]
+
+# %%
+answer = None  # a sympy expression in s = symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
+EXERCISES["04.x0_from_eps"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["04.x0_from_eps"].reveal())
+
+# %% [markdown]
+# `diffedu.param` holds every conversion, and nothing else in the package converts. Below, the exact
+# mixture's $\epsilon$-prediction at $t = 300$ of the linear schedule is turned into $\hat x_0$, $v$ and the
+# score, and each is checked against an independent exact quantity: $\hat x_0$ against EDM's denoiser
+# $D(x_t/\sqrt{\bar\alpha_t};\sigma)$ with $\sigma = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$, the score against autograd on the exact
+# log-density (through `mix.score`), $v$ by the round trip back to $\epsilon$ and $x_0$. Then the reason the
+# choice matters for a *trained* network: the conversion scales its errors. An error $\delta$ in $\hat\epsilon$
+# becomes $\sigma\,\delta$ in $\hat x_0$ (huge at high noise), an error $\delta$ in $\hat x_0$ becomes
+# $\delta/\sigma$ in $\hat\epsilon$ (huge at low noise); $v$ and EDM's $c_{out}$ (section 7) keep both bounded.
+
+# %%
+sched = d.Schedule(d.linear_betas(1000))
+gen = torch.Generator().manual_seed(5)
+rows = []
+for t_i in (10, 300, 900):
+    ab = sched.alpha_bar[t_i]
+    sigma_i = ((1 - ab) / ab).sqrt()
+    x_t = ab.sqrt() * mix.sample(2000, gen) + (1 - ab).sqrt() * torch.randn(2000, 2, generator=gen, dtype=torch.float64)
+    eps_hat = mix.eps_model(sched)(x_t, torch.full((2000,), t_i))       # what a DDPM network predicts
+    x0_hat = d.x0_from_eps(x_t, eps_hat, ab)                             # [DDPM eq. 15]: the exercise above
+    v_hat = d.v_from_eps(x_t, eps_hat, ab)                               # [Salimans & Ho §4]
+    score = d.score_from_eps(eps_hat, ab)                                # [Song eq. 9]
+    D = mix.denoiser(x_t / ab.sqrt(), sigma_i)                           # EDM's D at the same noise level
+    assert (x0_hat - D).abs().max() < 1e-9
+    assert (score - mix.score(x_t / ab.sqrt(), sigma_i) / ab.sqrt()).abs().max() < 1e-9
+    assert (d.eps_from_v(x_t, v_hat, ab) - eps_hat).abs().max() < 1e-9 and (d.x0_from_v(x_t, v_hat, ab) - x0_hat).abs().max() < 1e-9
+    x0_err = (d.x0_from_eps(x_t, eps_hat + 0.01, ab) - x0_hat).abs().mean().item()
+    eps_err = (d.eps_from_x0(x_t, x0_hat + 0.01, ab) - eps_hat).abs().mean().item()
+    rows.append((t_i, sigma_i.item(), x0_err, eps_err))
+print("x0_hat == D, score == autograd score, v -> eps and v -> x0 round trips: all to 1e-9
+")
+print("   t    sigma    eps error 0.01 -> x0 error    x0 error 0.01 -> eps error")
+for t_i, sigma_i, x0_err, eps_err in rows:
+    print(f"{t_i:4d}  {sigma_i:7.3f}    {x0_err:10.4f}                  {eps_err:10.4f}")
+assert rows[0][2] < 0.01 < rows[2][2] and rows[0][3] > 0.01 > rows[2][3]
+assert all(abs(x0_err - 0.01 * sigma_i) < 1e-9 and abs(eps_err - 0.01 / sigma_i) < 1e-9 for _, sigma_i, x0_err, eps_err in rows)
+
+# %% [markdown]
+# The second pillar of EDM's sampler is the ODE step itself. Write Euler's step before section 4 proves
+# that DDIM already was one:
+
+# %% [markdown]
+# **Exercise 04.euler_step** (code). Write euler(x, sigma, sigma_next, denoiser) -> x at sigma_next:
+# one Euler step of the PF-ODE dx/dsigma = (x - D(x, sigma)) / sigma (s = 1, sigma(t) = t)  [EDM eq.
+# 3, Alg. 1]
+
+# %%
+def euler(x, sigma, sigma_next, denoiser):
+    return None  # your code here
+
+
+EXERCISES["04.euler_step"].check(euler)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["04.euler_step"].reveal())
+
+# %% [markdown]
 # ## 4. DDIM is Euler's method
 #
 # In the variables $y = x_t/\sqrt{\bar\alpha_t}$ and $\sigma = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$ the forward
@@ -304,13 +401,59 @@ print("DDIM and Euler agree to within 1e-10 at every step")
 # ## 5. Euler vs Heun, and Karras' noise levels
 #
 # EDM spaces the noise levels evenly in $\sigma^{1/\rho}$ [EDM eq. 5]. Larger $\rho$ puts more
-# steps at small $\sigma$, where the mixture's modes separate.
+# steps at small $\sigma$, where the mixture's modes separate. Write the grid and Heun's step (Euler's
+# prediction, then the average of the slopes at both ends), and count Heun's network calls, before
+# the plots below use them.
+
+# %% [markdown]
+# **Exercise 04.karras_sigmas** (code). Write karras(n, sigma_min, sigma_max, rho) -> the n noise
+# levels of EDM eq. 5 from sigma_max down to sigma_min, evenly spaced in sigma^(1/rho), followed by
+# a final 0 (n + 1 values, float64)  [EDM eq. 5]
+
+# %%
+def karras(n, sigma_min, sigma_max, rho):
+    return None  # your code here
+
+
+EXERCISES["04.karras_sigmas"].check(karras)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["04.karras_sigmas"].reveal())
+
+# %% [markdown]
+# **Exercise 04.heun_step** (code). Write heun(x, sigma, sigma_next, denoiser) -> x at sigma_next:
+# one Heun step of dx/dsigma = (x - D(x, sigma)) / sigma, with sigma_next > 0  [EDM Alg. 1]
+
+# %%
+def heun(x, sigma, sigma_next, denoiser):
+    return None  # your code here
+
+
+EXERCISES["04.heun_step"].check(heun)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["04.heun_step"].reveal())
+
+# %% [markdown]
+# **Exercise 04.heun_calls** (code). Write heun_calls(n) -> how many denoiser calls sample_edm(...,
+# method='heun') makes on karras_sigmas(n) (n + 1 levels, the last one 0), as a formula in n  [EDM
+# Alg. 1]
+
+# %%
+def heun_calls(n):
+    return None  # your code here
+
+
+EXERCISES["04.heun_calls"].check(heun_calls)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["04.heun_calls"].reveal())
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for rho in (1, 3, 7, 15):
-    s = d.karras_sigmas(18, rho=rho)[:-1]
-    ax.semilogy(range(len(s)), s, "o-", ms=3, label=f"rho = {rho}")
+    levels = d.karras_sigmas(18, rho=rho)[:-1]
+    ax.semilogy(range(len(levels)), levels, "o-", ms=3, label=f"rho = {rho}")
 ax.set(title="Karras noise levels, 18 steps from 80 to 0.002", xlabel="step i", ylabel="sigma_i")
 ax.legend()
 plt.show()
@@ -406,100 +549,3 @@ ax.set(title="EDM preconditioning: skip the input at low noise, predict it at hi
 ax.legend()
 plt.show()
 
-# %% [markdown]
-# ## Exercises
-#
-# Each answer cell starts unanswered (`None`) and its check says so. Write your answer and run the
-# cell: the check says whether you are right and, if not, where your answer differs (the symbol
-# values, the input, the first entry that disagrees), with a hint. The collapsed cell under each
-# exercise shows the reference answer: open it after you have tried.
-
-# %%
-from IPython.display import Markdown
-
-from diffedu.exercises import EXERCISES
-from diffedu import symbolic as S
-
-s = S.symbols()
-
-# %% [markdown]
-# **Exercise 04.flow_matching_g2** (symbolic). Flow matching has s(t) = 1 - t, sigma(t) = t / (1 -
-# t): write g(t)^2 of its SDE as a sympy expression in t (sp.Symbol('t'))  [EDM notes §1.1; EDM eq.
-# 6]
-
-# %%
-answer = None  # a sympy expression in the symbol the exercise names
-EXERCISES["04.flow_matching_g2"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["04.flow_matching_g2"].reveal())
-
-# %% [markdown]
-# **Exercise 04.heun_calls** (code). Write heun_calls(n) -> how many denoiser calls sample_edm(...,
-# method='heun') makes on karras_sigmas(n) (n + 1 levels, the last one 0), as a formula in n  [EDM
-# Alg. 1]
-
-# %%
-def heun_calls(n):
-    return None  # your code here
-
-
-EXERCISES["04.heun_calls"].check(heun_calls)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["04.heun_calls"].reveal())
-
-# %% [markdown]
-# **Exercise 04.euler_step** (code). Write euler(x, sigma, sigma_next, denoiser) -> x at sigma_next:
-# one Euler step of the PF-ODE dx/dsigma = (x - D(x, sigma)) / sigma (s = 1, sigma(t) = t)  [EDM eq.
-# 3, Alg. 1]
-
-# %%
-def euler(x, sigma, sigma_next, denoiser):
-    return None  # your code here
-
-
-EXERCISES["04.euler_step"].check(euler)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["04.euler_step"].reveal())
-
-# %% [markdown]
-# **Exercise 04.karras_sigmas** (code). Write karras(n, sigma_min, sigma_max, rho) -> the n noise
-# levels of EDM eq. 5 from sigma_max down to sigma_min, evenly spaced in sigma^(1/rho), followed by
-# a final 0 (n + 1 values, float64)  [EDM eq. 5]
-
-# %%
-def karras(n, sigma_min, sigma_max, rho):
-    return None  # your code here
-
-
-EXERCISES["04.karras_sigmas"].check(karras)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["04.karras_sigmas"].reveal())
-
-# %% [markdown]
-# **Exercise 04.x0_from_eps** (symbolic). Write x_0 in x_t and eps: the denoiser an eps-prediction
-# network implies  [DDPM eq. 15; EDM Tab. 1]
-
-# %%
-answer = None  # a sympy expression in s = S.symbols(): s.alpha_bar_t, s.alpha_bar_prev, s.eta, s.sigma, s.x_t, ...
-EXERCISES["04.x0_from_eps"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["04.x0_from_eps"].reveal())
-
-# %% [markdown]
-# **Exercise 04.heun_step** (code). Write heun(x, sigma, sigma_next, denoiser) -> x at sigma_next:
-# one Heun step of dx/dsigma = (x - D(x, sigma)) / sigma, with sigma_next > 0  [EDM Alg. 1]
-
-# %%
-def heun(x, sigma, sigma_next, denoiser):
-    return None  # your code here
-
-
-EXERCISES["04.heun_step"].check(heun)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["04.heun_step"].reveal())

@@ -25,6 +25,12 @@
 #
 # By default this notebook uses the models shipped in `assets/` and trains only a short demo run.
 # Set `RETRAIN = True` to train the full MNIST model (on a GPU when there is one; it prints the time).
+#
+# **Exercises** stand where their answer is needed, *before* the notebook shows it. Each answer
+# cell starts unanswered (`None`) and its check says so. Write your answer and run the cell: the
+# check says whether you are right and, if not, where your answer differs (the symbol values, the
+# input, the first entry that disagrees), with a hint. The collapsed cell under each exercise shows
+# the reference: open it after you have tried. Every later cell runs whether or not you answered.
 
 # %%
 import tempfile
@@ -43,6 +49,8 @@ from diffedu.gan import load_mnist_gan
 from diffedu.plotting import show_images
 from diffedu.sampling import generate
 from diffedu.training import TrainConfig, pick_device, train
+from IPython.display import Markdown
+from diffedu.exercises import EXERCISES
 
 RETRAIN = False
 torch.set_num_threads(2)
@@ -81,6 +89,22 @@ plt.show()
 unet = assets.load_mnist_unet()
 print(unet.model.config)
 print(f"{sum(p.numel() for p in unet.model.parameters()) / 1e6:.2f}M parameters; trained for {unet.meta['step']} steps")
+
+# %% [markdown]
+# **Exercise 05.l_simple** (code). Write loss(eps_model, alpha_bar, x0, t, eps) -> the L_simple loss
+# of one training step of DDPM Algorithm 1 for the given times t (B,) and noise eps: noise x0 to
+# x_t, predict, mean squared error (alpha_bar is the schedule's table, indexed by t)  [DDPM Alg. 1,
+# eq. 14]
+
+# %%
+def loss(eps_model, alpha_bar, x0, t, eps):
+    return None  # your code here
+
+
+EXERCISES["05.l_simple"].check(loss)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["05.l_simple"].reveal())
 
 # %% [markdown]
 # ## 2. Training, interrupted and resumed
@@ -127,6 +151,29 @@ if RETRAIN:
     print(f"trained {unet.meta['step']} steps on {pick_device()} in {time.perf_counter() - t0:.0f} s")
 
 # %% [markdown]
+# **Exercise 05.heun_nfe** (numeric). How many network calls does edm-heun make with 26 steps (the
+# last step is an Euler step)?  [EDM Alg. 1]
+
+# %%
+answer = None  # a number
+EXERCISES["05.heun_nfe"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["05.heun_nfe"].reveal())
+
+# %% [markdown]
+# **Exercise 05.ddpm_calls_for_a_grid** (numeric). DDPM with T = 1000 steps makes a grid of 64
+# images. How many images pass through the network in all (one image through the network once counts
+# 1)?
+
+# %%
+answer = None  # a number
+EXERCISES["05.ddpm_calls_for_a_grid"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["05.ddpm_calls_for_a_grid"].reveal())
+
+# %% [markdown]
 # ## 3. Every sampler, one grid each
 
 # The shipped MNIST UNet, 16 digits per sampler from the same starting noise; sample $i$ asks for
@@ -149,6 +196,21 @@ plt.show()
 # into the *same* digits, because all three solve the same probability-flow ODE (notebook 04);
 # only their step errors differ. DDPM and DDIM with $\eta = 1$ add fresh noise on the way, and
 # end somewhere else.
+
+# %% [markdown]
+# **Exercise 05.frechet_distance** (code). Write fd(mu1, sigma1, mu2, sigma2) -> the Fréchet
+# distance of N(mu1, sigma1) and N(mu2, sigma2), a 0-d float64 tensor (torch.linalg or
+# scipy.linalg.sqrtm for the matrix square root)  [FID]
+
+# %%
+def fd(mu1, sigma1, mu2, sigma2):
+    return None  # your code here
+
+
+EXERCISES["05.frechet_distance"].check(fd)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["05.frechet_distance"].reveal())
 
 # %% [markdown]
 # ## 4. Quality against network calls, and the GAN
@@ -266,76 +328,6 @@ mine = train(d.UNet(in_channels=3, base_channels=16, channel_mults=(1, 2), num_r
              data, work / "mine", steps=30, batch_size=24, progress=False)
 x = generate(mine, 8, "ddim", steps=20).x
 print("sampled", tuple(x.shape), "from a model trained on", len(data), "images (30 steps: noise, as expected)")
-
-# %% [markdown]
-# ## Exercises
-#
-# Each answer cell starts unanswered (`None`) and its check says so. Write your answer and run the
-# cell: the check says whether you are right and, if not, where your answer differs (the symbol
-# values, the input, the first entry that disagrees), with a hint. The collapsed cell under each
-# exercise shows the reference answer: open it after you have tried.
-
-# %%
-from IPython.display import Markdown
-
-from diffedu.exercises import EXERCISES
-from diffedu import symbolic as S
-
-s = S.symbols()
-
-# %% [markdown]
-# **Exercise 05.l_simple** (code). Write loss(eps_model, alpha_bar, x0, t, eps) -> the L_simple loss
-# of one training step of DDPM Algorithm 1 for the given times t (B,) and noise eps: noise x0 to
-# x_t, predict, mean squared error (alpha_bar is the schedule's table, indexed by t)  [DDPM Alg. 1,
-# eq. 14]
-
-# %%
-def loss(eps_model, alpha_bar, x0, t, eps):
-    return None  # your code here
-
-
-EXERCISES["05.l_simple"].check(loss)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["05.l_simple"].reveal())
-
-# %% [markdown]
-# **Exercise 05.heun_nfe** (numeric). How many network calls does edm-heun make with 26 steps (the
-# last step is an Euler step)?  [EDM Alg. 1]
-
-# %%
-answer = None  # a number
-EXERCISES["05.heun_nfe"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["05.heun_nfe"].reveal())
-
-# %% [markdown]
-# **Exercise 05.ddpm_calls_for_a_grid** (numeric). DDPM with T = 1000 steps makes a grid of 64
-# images. How many images pass through the network in all (one image through the network once counts
-# 1)?
-
-# %%
-answer = None  # a number
-EXERCISES["05.ddpm_calls_for_a_grid"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["05.ddpm_calls_for_a_grid"].reveal())
-
-# %% [markdown]
-# **Exercise 05.frechet_distance** (code). Write fd(mu1, sigma1, mu2, sigma2) -> the Fréchet
-# distance of N(mu1, sigma1) and N(mu2, sigma2), a 0-d float64 tensor (torch.linalg or
-# scipy.linalg.sqrtm for the matrix square root)  [FID]
-
-# %%
-def fd(mu1, sigma1, mu2, sigma2):
-    return None  # your code here
-
-
-EXERCISES["05.frechet_distance"].check(fd)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["05.frechet_distance"].reveal())
 
 # %% [markdown]
 # **More to try** (no checker: look and think).

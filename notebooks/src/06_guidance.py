@@ -34,6 +34,12 @@
 # | 3. one network, a null class | §3.2 (label dropout, $p_{uncond}$), Alg. 1-2 |
 # | 4. the slider | – |
 # | 5. the trade-off | §4.1, Fig. 1, Tab. 1 |
+#
+# **Exercises** stand where their answer is needed, *before* the notebook shows it. Each answer
+# cell starts unanswered (`None`) and its check says so. Write your answer and run the cell: the
+# check says whether you are right and, if not, where your answer differs (the symbol values, the
+# input, the first entry that disagrees), with a hint. The collapsed cell under each exercise shows
+# the reference: open it after you have tried. Every later cell runs whether or not you answered.
 
 # %%
 from pathlib import Path
@@ -49,6 +55,8 @@ from diffedu.metrics import class_accuracy
 from diffedu.plotting import show_images
 from diffedu.symbolic import DERIVATIONS
 from diffedu.widgets import GuidanceExplorer
+from IPython.display import Markdown
+from diffedu.exercises import EXERCISES
 
 torch.set_num_threads(2)
 
@@ -64,6 +72,43 @@ torch.set_num_threads(2)
 # explicit two-class Gaussian example as well, where every density is written out and
 # differentiated, and it shows what $w$ scales: a push from the posterior average of the class
 # means towards $\mu_c$.
+
+# %% [markdown]
+# **Exercise 06.guided_eps** (code). Write guided(eps_cond, eps_uncond, w) -> eps_tilde, the
+# classifier-free guided prediction with w = 0 the conditional model  [CFG eq. 6]
+
+# %%
+def guided(eps_cond, eps_uncond, w):
+    return None  # your code here
+
+
+EXERCISES["06.guided_eps"].check(guided)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["06.guided_eps"].reveal())
+
+# %% [markdown]
+# **Exercise 06.guided_score** (numeric). Two classes x_0 | c ~ N(mu_c, 0.09) with mu = -1, +1 and
+# equal priors, noised by sigma = 0.5: the guided score (1 + w) grad log p(x | c = 1) - w grad log
+# p(x) at x = 0.2, w = 2, a number
+
+# %%
+answer = None  # a number
+EXERCISES["06.guided_score"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["06.guided_score"].reveal())
+
+# %% [markdown]
+# **Exercise 06.implicit_classifier** (numeric). The same two classes: p(c = 1 | x) at x = 0.2 (the
+# implicit classifier guidance sharpens), a number
+
+# %%
+answer = None  # a number
+EXERCISES["06.implicit_classifier"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["06.implicit_classifier"].reveal())
 
 # %%
 cfg = DERIVATIONS["classifier_free_guidance"]()
@@ -160,6 +205,17 @@ assert mean_x[-1] > 3.5 and tilted[8.0]["mean_x"] < 2.1 and tilted[8.0]["accurac
 # the numbers the text quotes
 assert round(guided[0.0]["accuracy"], 3) == 0.949 and [round(v, 2) for v in mean_x] == [2.00, 2.42, 2.90, 3.65]
 assert round(sd[1], 2) == 0.18 and round(sd[-1], 2) == 0.04 and round(tilted[8.0]["mean_x"], 2) == 2.07
+
+# %% [markdown]
+# **Exercise 06.guided_calls** (numeric). GuidanceExplorer samples 8 digits with DDIM, 20 steps, w =
+# 2: how many images pass through the network in all? (And at w = 0?)
+
+# %%
+answer = None  # a number
+EXERCISES["06.guided_calls"].check(answer)
+
+# %% jupyter={"source_hidden": true, "outputs_hidden": true}
+Markdown(EXERCISES["06.guided_calls"].reveal())
 
 # %% [markdown]
 # ## 3. One network, a null class
@@ -290,70 +346,6 @@ acc = [sweep[w]["accuracy"] for w in ws_live]
 div = [sweep[w]["diversity"] for w in ws_live]
 assert acc[-1] > acc[0] and div[-1] < div[0] and acc[0] < 0.9 and acc[1] > 0.95 and div[0] > 0.95 > 0.8 > div[1]
 assert rows[1.0]["fid"] < rows[0.0]["fid"] < rows[3.0]["fid"] and rows[3.0]["accuracy"] > rows[1.0]["accuracy"] > 0.99
-
-# %% [markdown]
-# ## Exercises
-#
-# Each answer cell starts unanswered (`None`) and its check says so. Write your answer and run the
-# cell: the check says whether you are right and, if not, where your answer differs (the symbol
-# values, the input, the first entry that disagrees), with a hint. The collapsed cell under each
-# exercise shows the reference answer: open it after you have tried.
-
-# %%
-from IPython.display import Markdown
-
-from diffedu.exercises import EXERCISES
-from diffedu import symbolic as S
-
-s = S.symbols()
-
-# %% [markdown]
-# **Exercise 06.guided_eps** (code). Write guided(eps_cond, eps_uncond, w) -> eps_tilde, the
-# classifier-free guided prediction with w = 0 the conditional model  [CFG eq. 6]
-
-# %%
-def guided(eps_cond, eps_uncond, w):
-    return None  # your code here
-
-
-EXERCISES["06.guided_eps"].check(guided)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["06.guided_eps"].reveal())
-
-# %% [markdown]
-# **Exercise 06.guided_score** (numeric). Two classes x_0 | c ~ N(mu_c, 0.09) with mu = -1, +1 and
-# equal priors, noised by sigma = 0.5: the guided score (1 + w) grad log p(x | c = 1) - w grad log
-# p(x) at x = 0.2, w = 2, a number
-
-# %%
-answer = None  # a number
-EXERCISES["06.guided_score"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["06.guided_score"].reveal())
-
-# %% [markdown]
-# **Exercise 06.guided_calls** (numeric). GuidanceExplorer samples 8 digits with DDIM, 20 steps, w =
-# 2: how many images pass through the network in all? (And at w = 0?)
-
-# %%
-answer = None  # a number
-EXERCISES["06.guided_calls"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["06.guided_calls"].reveal())
-
-# %% [markdown]
-# **Exercise 06.implicit_classifier** (numeric). The same two classes: p(c = 1 | x) at x = 0.2 (the
-# implicit classifier guidance sharpens), a number
-
-# %%
-answer = None  # a number
-EXERCISES["06.implicit_classifier"].check(answer)
-
-# %% jupyter={"source_hidden": true, "outputs_hidden": true}
-Markdown(EXERCISES["06.implicit_classifier"].reveal())
 
 # %% [markdown]
 # **More to try** (no checker: look and think).
