@@ -437,3 +437,20 @@ def test_no_widget_module_reaches_into_another_s_private_names():
                 bad += [f"{path.name}:{node.lineno} import {a.name}" for a in node.names
                         if a.name.startswith("_") and not a.name.startswith("__")]
     assert not bad, bad
+
+
+def test_a_sampler_menu_of_its_own_is_offered_and_enforced():
+    """samplers= narrows the menu (notebook 03 offers the three corrections only): the dropdown lists exactly
+    those titles, a sampler outside it is refused by name, and a twin keeps the menu."""
+    ex = Explorer2D(n=64, n_paths=4, steps=5, sampler="ec-partial",
+                    samplers=["ec-marginal", "ec-deterministic", "EC partial"])
+    assert ex.menu == ("EC marginal", "EC deterministic", "EC partial")
+    assert tuple(ex.widget().children[0].children[0].options) == ex.menu
+    before = dict(ex.settings)
+    with pytest.raises(ValueError, match="sampler must be one of this explorer's"):
+        ex.set(sampler="DDIM")
+    assert ex.settings == before
+    assert ex.twin(eta=0.5).menu == ex.menu
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        Explorer2D(n=64, samplers=["euler-maruyama"])
+    assert Explorer2D(n=64, n_paths=4).menu == SAMPLERS

@@ -26,7 +26,7 @@ from ..samplers.registry import SamplerSpec, Target
 from ..schedules import Schedule
 from .compute import Key, Result, ResultCache, compute
 from .noise import FixedNoise
-from .ui import Controls
+from .ui import Controls, menu
 
 SETTINGS = ("sampler", "eta", "steps", "seed")
 ETA_RANGE = (0.0, 1.0)                  # the eta slider's range, for every sampler that takes eta
@@ -51,6 +51,8 @@ class Explorer:
     Keyword arguments shared by every explorer:
       sampler, eta, steps, seed   the starting settings: sampler a registry key or menu title (see
                   SAMPLERS), eta in [0, 1], steps in 1..T; a sampler ignores those it does not take
+      samplers    the sampler menu: registry keys or titles (default: every sampler of the registry);
+                  `set(sampler=)` refuses one that is not on it
       spacing     the time grid of the samplers that take one (DDIM, estimate-correct); "trailing":
                   every grid starts at t = T
       dtype       of the samples (float32)
@@ -65,8 +67,11 @@ class Explorer:
 
     def __init__(self, target: Target, shape, n: int, *, sampler="DDIM", eta=0.0, steps=50, seed=0,
                  spacing="trailing", dtype=torch.float32, threads=1, figsize=None, dpi=80, cache_mb=256,
-                 noise: FixedNoise | None = None, cache: ResultCache | None = None):
+                 noise: FixedNoise | None = None, cache: ResultCache | None = None, samplers=None):
         self.target = target
+        self.menu = tuple(dict.fromkeys(registry.get(name).title for name in samplers)) if samplers else menu()
+        if not self.menu:
+            raise ValueError("samplers must name at least one sampler of the registry")
         self.n = check_int(n, "n", lo=1)
         self.shape = (self.n,) + tuple(shape)
         self.spacing = check_choice(spacing, "spacing", SPACINGS)
@@ -91,7 +96,8 @@ class Explorer:
 
     def options(self) -> dict:
         """The constructor keywords, besides the model and the settings, that rebuild this explorer (subclasses add theirs)."""
-        return dict(spacing=self.spacing, dtype=self.dtype, threads=self.threads, figsize=self.figsize, dpi=self.dpi)
+        return dict(spacing=self.spacing, dtype=self.dtype, threads=self.threads, figsize=self.figsize, dpi=self.dpi,
+                    samplers=self.menu)
 
     def twin(self, **settings) -> "Explorer":
         """Another explorer on the same model, noise and cache, with its own settings and figure."""
@@ -107,6 +113,8 @@ class Explorer:
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)}; an explorer has {', '.join(SETTINGS)}")
         spec = registry.get(s["sampler"])
+        if spec.title not in self.menu:
+            raise ValueError(f"sampler must be one of this explorer's {', '.join(map(repr, self.menu))}; got {s['sampler']!r}")
         eta = check_number(s["eta"], "eta", lo=ETA_RANGE[0], hi=ETA_RANGE[1])
         steps = check_int(s["steps"], "steps", lo=1, hi=self.sched.T)
         seed = check_int(s["seed"], "seed", lo=0, hi=2**40)

@@ -40,7 +40,8 @@ class Controls:
         s, T = explorer.settings, explorer.sched.T
         steps_options = sorted({c for c in STEP_CHOICES if c <= T} | {T, s["steps"]})
         self.controls = {
-            "sampler": W.Dropdown(options=menu(), value=s["sampler"], description="sampler"),
+            "sampler": W.Dropdown(options=getattr(explorer, "menu", None) or menu(), value=s["sampler"],
+                                  description="sampler"),
             "eta": W.FloatSlider(value=s["eta"], min=0.0, max=1.0, step=ETA_STEP, readout_format=".2f",
                                  continuous_update=False, description="eta"),
             "steps": W.SelectionSlider(options=steps_options, value=s["steps"], continuous_update=False,
