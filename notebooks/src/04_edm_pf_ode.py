@@ -45,6 +45,8 @@
 
 # %%
 import math
+import re
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -57,6 +59,7 @@ from diffedu.symbolic import precond as sym_precond
 from diffedu.symbolic import processes as sym_proc
 from diffedu.symbolic import score as sym_score
 from diffedu.symbolic import symbols
+from diffedu.widgets import PFODEExplorer
 from IPython.display import Markdown
 from diffedu.exercises import EXERCISES
 
@@ -522,6 +525,42 @@ for s_churn in (0, 1, 3, 7):
     print(f"{s_churn:7d} {traj.nfe:5d}   {mix.per_mode_frechet(traj.x):.5f}")
 
 # %% [markdown]
+# **On a trained network churn pays.** The exact denoiser has no error to forget; a trained one does,
+# and notebook 03 (section 4) showed that fresh noise lets a sampler forget a systematic error that a
+# deterministic one carries to the end. `benchmarks/churn.py` runs Heun on 18 Karras levels with the
+# same settings on the course's two trained UNets (same $x_T$, same churn noise, FID with the course's
+# classifiers; its header has the command):
+
+# %%
+churn_table = Path("../benchmarks/results/churn.md").read_text()
+churn = {(m[1].strip(), int(m[2])): float(m[3])
+         for m in re.finditer(r"^\| ([^|]+) \| (\d+) \| \d+ \| ([\d.]+) \|", churn_table, re.M)}
+models = sorted({name for name, _ in churn}, key=lambda name: ("exact" not in name, name))
+levels_churn = sorted({k for _, k in churn})
+print(f"{'S_churn':>40s}" + "".join(f"{k:>9d}" for k in levels_churn))
+for name in models:
+    print(f"{name:>40s}" + "".join(f"{churn[name, k]:9.4g}" for k in levels_churn))
+digits_row = {k: v for (name, k), v in churn.items() if name.startswith("digits")}
+mnist_row = {k: v for (name, k), v in churn.items() if name.startswith("MNIST")}
+exact_row = {k: v for (name, k), v in churn.items() if name.startswith("exact")}
+
+# %% [markdown]
+# **Reading it.** The three rows go opposite ways. On the exact mixture every bit of churn costs: the
+# per-mode distance grows steadily from 0.00045 to 0.0016 at saturation. On the MNIST UNet it falls at
+# every step of $S_{churn}$, FID 7.4 without churn to 4.9 at saturation, with the same 35 network calls;
+# that is about DDPM's 4.3 with 1000 calls (`benchmarks/results/mnist_table.md`), and the share of
+# recognisable digits rises from 91% to 94%. On the 8x8 digits UNet it falls from 1.37 to 0.79 at
+# $S_{churn} = 4$ and rises again to 1.00 at saturation; two sets of 1000 real digits are 0.51 ± 0.14 apart
+# (`benchmarks/results/fid_table.md`), so the fall is real and the rise near the metric's noise. Churn repairs the network's errors, and
+# where there are none it only adds its own; how much to use is a setting of each network, which is
+# why EDM searches $S_{churn}$ and its companions for every model it samples [EDM §4].
+
+# %%
+assert all(exact_row[a] < exact_row[b] for a, b in zip(levels_churn, levels_churn[1:]))
+assert min(digits_row.values()) < 0.7 * digits_row[0] and digits_row[max(levels_churn)] < digits_row[0]
+assert all(mnist_row[a] > mnist_row[b] for a, b in zip(levels_churn, levels_churn[1:])) and mnist_row[max(levels_churn)] < 0.7 * mnist_row[0]
+
+# %% [markdown]
 # ## 7. Preconditioning
 #
 # A network $F$ is wrapped as $D(x;\sigma) = c_{skip}x + c_{out}F(c_{in}x, c_{noise})$. EDM picks
@@ -549,3 +588,42 @@ ax.set(title="EDM preconditioning: skip the input at low noise, predict it at hi
 ax.legend()
 plt.show()
 
+# %% [markdown]
+# ## 8. Move it yourself: the grid, the solver, churn, and the field
+#
+# `PFODEExplorer` runs `sample_edm` on the eight Gaussians from fixed noise (the seed's) and draws three
+# panels. **Left**, 48 paths from $\sigma = 80$ to 0 (red: where they end; black: where they were at the
+# grid level nearest the chosen `sigma`) over the field $(D(x;\sigma) - x)/\sigma = \sigma\,\nabla_x\log p(x;\sigma)$ at
+# that `sigma` (Tweedie, section 3): the direction a particle moves in as $\sigma$ decreases, arrows of one
+# length, coloured by size. **Middle**, the Karras grid of section 5 on a log axis. **Right**, 1000
+# samples with their per-mode Fréchet distance. The title gives the mean distance of the samples to an
+# accurate solution of the same ODE from the same noise (Heun with 256 levels): with $S_{churn} = 0$ that
+# is the solver's error alone, with churn how far the fresh noise moved the samples.
+#
+# Things to try: `rho` at 10 steps (where does the grid spend its steps, and what happens to the error?);
+# Euler against Heun at 5 steps and at 18; `sigma` from 20 down to 0.1 (at large $\sigma$ every arrow
+# points at the data's mean; the field splits towards the eight modes only below $\sigma \approx 1$, which
+# is when the paths choose their mode); `S_churn` from 0 up.
+
+# %%
+pf = PFODEExplorer(steps=18, rho=7.0, sigma=1.0, threads=2)
+pf.widget()
+
+# %% [markdown]
+# For a reader without a kernel, the measurement behind "Heun wins once the steps are fine enough" (the
+# distance to the accurate solution, same noise), and the explorer at 5 Heun steps, where the
+# correction overshoots:
+
+# %%
+still = PFODEExplorer(steps=18, rho=7.0, sigma=1.0, threads=2)   # its own, so the sliders above keep theirs
+print("steps   Euler: distance   Heun: distance (NFE)")
+dist = {}
+for steps in (5, 10, 18, 40):
+    for solver in ("euler", "heun"):
+        still.set(solver=solver, steps=steps, rho=7.0, s_churn=0.0, sigma=1.0)
+        dist[solver, steps] = (still.metrics["distance_to_ode"], still.metrics["nfe"])
+    print(f"{steps:5d}   {dist['euler', steps][0]:15.4f}   {dist['heun', steps][0]:8.4f} ({dist['heun', steps][1]})")
+assert dist["heun", 5][0] > dist["euler", 5][0] and dist["heun", 18][0] < dist["euler", 18][0] / 2
+assert dist["heun", 40][0] < dist["euler", 40][0] / 4
+still.set(solver="heun", steps=5, sigma=1.0)
+still.fig

@@ -71,7 +71,8 @@ torch.set_num_threads(2)
 # score is an $\epsilon$-prediction, and the derivation ends at [CFG] eq. 6. It is checked on an
 # explicit two-class Gaussian example as well, where every density is written out and
 # differentiated, and it shows what $w$ scales: a push from the posterior average of the class
-# means towards $\mu_c$.
+# means towards $\mu_c$. Before it does, write the guided prediction and compute two numbers of the
+# two-class example yourself: for Gaussian classes every score is a line in $x$.
 
 # %% [markdown]
 # **Exercise 06.guided_eps** (code). Write guided(eps_cond, eps_uncond, w) -> eps_tilde, the
@@ -207,6 +208,8 @@ assert round(guided[0.0]["accuracy"], 3) == 0.949 and [round(v, 2) for v in mean
 assert round(sd[1], 2) == 0.18 and round(sd[-1], 2) == 0.04 and round(tilted[8.0]["mean_x"], 2) == 2.07
 
 # %% [markdown]
+# Before section 3 says how one network gives both predictions, count what guidance costs:
+#
 # **Exercise 06.guided_calls** (numeric). GuidanceExplorer samples 8 digits with DDIM, 20 steps, w =
 # 2: how many images pass through the network in all? (And at w = 0?)
 

@@ -1,5 +1,6 @@
 """The explorers in a real JupyterLab, in headless Chromium: run all cells, move the sliders, see the plot change
-(notebook 02's sampler explorer: eta and steps; notebook 01's forward explorer: t).
+(notebook 02's sampler explorer: eta and steps; notebook 01's forward explorer: t; one slider of the explorer
+of each of notebooks 03-06).
 
 Starts JupyterLab on 127.0.0.1 (free port, no token, throwaway config/runtime/settings/workspace
 folders, a copy of the repository in a temporary folder so nothing is saved into it),
@@ -360,3 +361,47 @@ def test_forward_explorer_in_notebook_01(lab, page, capsys):
         status = explorer.locator(".widget-html").first
         page.wait_for_function("el => el.innerText.includes('computed in')", arg=status.element_handle())
         cell.screenshot(path=str(shots / "2_t_moved.png"))
+
+
+# notebook, the sliders that single out its explorer's output, the slider moved, the readout expected after one
+# ArrowRight from the notebook's starting value (as text), and what the status line then says
+SLIDER_CASES = [
+    ("03_estimate_correct.ipynb", ("eta", "steps"), "eta", "0.60", "eta=0.60"),
+    ("04_edm_pf_ode.ipynb", ("rho", "S_churn"), "steps", "19", "computed in"),
+    ("05_train_and_evaluate.ipynb", ("step",), "step", None, "computed in"),
+    ("06_guidance.ipynb", ("w",), "w", None, "computed in"),
+]
+
+
+@pytest.mark.parametrize("lab, labels, label, expected, status_text",
+                         [(ROOT / "notebooks" / nb, *rest) for nb, *rest in SLIDER_CASES],
+                         indirect=["lab"], ids=[nb.split("_")[0] for nb, *_ in SLIDER_CASES])
+def test_a_slider_moves_in_notebooks_03_to_06(lab, page, capsys, labels, label, expected, status_text):
+    """Every later notebook's explorer answers its slider: one ArrowRight gives a new readout and a new figure.
+    Notebook 05's snapshot slider starts at the last snapshot, so it is moved back with ArrowLeft first."""
+    with notebook_run(lab, page, capsys) as (shots, _):
+        explorer = widget_with_sliders(page, *labels)
+        assert explorer.count() == 1, f"no widget output with sliders described {labels}"
+        cell = page.locator(".jp-CodeCell").filter(has=explorer).first
+        cell.scroll_into_view_if_needed()
+        cell.screenshot(path=str(shots / "1_after_run_all.png"))
+        before_value = readout(explorer, label)
+        if label == "step":                         # at the last snapshot: step back once, then forward again
+            handle = slider(explorer, label).locator(".noUi-handle[role=slider]")
+            img = explorer.locator("img.widget-image").first
+            old_src = img.get_attribute("src")
+            handle.focus()
+            handle.press("ArrowLeft")
+            page.wait_for_function("([el, old]) => el.getAttribute('src') !== old", arg=[img.element_handle(), old_src],
+                                   timeout=60_000)
+            assert readout(explorer, label) != before_value
+            expected, before_value = before_value, readout(explorer, label)
+        value, before, after = move(page, explorer, label)
+        assert value != before_value, f"the {label} readout stayed at {value}"
+        if expected is not None:
+            assert value == expected, (before_value, value)
+        assert before != after, f"the figure did not change when {label} moved"
+        if status_text is not None:
+            text = explorer.locator(".widget-html").first
+            page.wait_for_function("([el, s]) => el.innerText.includes(s)", arg=[text.element_handle(), status_text])
+        cell.screenshot(path=str(shots / f"2_{label}_moved.png"))
