@@ -131,3 +131,20 @@ def test_a_training_step_without_zero_grad_is_refused_at_the_weights():
 
     fb = ex.check(accumulates)
     assert not fb and "the loss of step 2 is right, but after it the weights" in fb.message and "differ" in fb.message
+
+
+def test_a_right_training_step_written_another_way_is_accepted():
+    """05.train_step: x_t from the formula (not q_sample), the mean squared error by hand, zero_grad after the
+    loss: the same step up to round-off, so the same weights (Adam's sign-like first step once turned that
+    round-off into a refusal)."""
+    def mine(eps_model, optimizer, alpha_bar, x0, t, eps):
+        ab = alpha_bar[t].view(-1, 1, 1, 1)
+        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+        loss = (eps - eps_model(x_t, t)).pow(2).sum() / eps.numel()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    fb = EXERCISES["05.train_step"].check(mine)
+    assert fb, fb.message

@@ -121,3 +121,18 @@ def test_build_model_on_the_meta_device_allocates_nothing():
     with pytest.raises(ValueError, match="kind"):
         build_model(["mlp"])
     assert diffedu.UNet(attention=1).config["attention"] is True
+
+
+@pytest.mark.parametrize("make, shape", [(lambda: diffedu.UNet(in_channels=1, base_channels=8, channel_mults=(1, 2),
+                                                                attention=True), (3, 1, 8, 8)),
+                                         (lambda: diffedu.MLP(), (3, 2))])
+def test_a_network_converted_to_float64_runs_and_agrees_with_float32(make, shape):
+    """model.double() works (the time embedding follows the weights' dtype): the exercises' checkers train
+    in float64 so that round-off cannot tell two right answers apart."""
+    m32 = _perturb(make())
+    m64 = make().double()
+    m64.load_state_dict(m32.state_dict())
+    x, t = torch.randn(*shape), torch.tensor([1, 500, 1000])
+    y32, y64 = m32(x, t), m64(x.double(), t)
+    assert y64.dtype == torch.float64 and y32.dtype == torch.float32
+    assert torch.allclose(y64.float(), y32, rtol=1e-4, atol=1e-4)

@@ -53,22 +53,26 @@ def _train_step_reference():
 
 
 def _train_step_compare(answer, reference, steps: int = 3) -> tuple[bool, str]:
-    """Two identical tiny UNets with their own Adam optimisers: the learner's step trains one, the reference
-    the other, on the same `steps` batches (x0, t, eps); the losses and then the weights must agree."""
+    """Two identical tiny UNets with their own optimisers: the learner's step trains one, the reference the
+    other, on the same `steps` batches (x0, t, eps); the losses and then the weights must agree.
+
+    Float64 and plain SGD, so that a right answer written another way (x_t from the formula rather than
+    q_sample) agrees to round-off: Adam's first step is about lr * sign(g), which turns the round-off of a
+    near-zero gradient into a whole step of difference."""
     if not callable(answer):
         return False, f"expected a function, got {type(answer).__name__}"
     torch.manual_seed(0)
-    nets = [UNet(**_NET), UNet(**_NET)]
+    nets = [UNet(**_NET).double(), UNet(**_NET).double()]
     with torch.no_grad():                     # the output layer starts at 0: perturb it, so the loss sees x_t
         for p in nets[0].parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel()), dtype=p.dtype))
     nets[1].load_state_dict(nets[0].state_dict())
-    opts = [torch.optim.Adam(net.parameters(), lr=1e-3) for net in nets]
+    opts = [torch.optim.SGD(net.parameters(), lr=0.05) for net in nets]
     g = torch.Generator().manual_seed(1)
     for step in range(1, steps + 1):
-        x0 = torch.randn(4, 1, 8, 8, generator=g)
-        batch = dict(alpha_bar=_SMALL.alpha_bar.float(), x0=x0, t=torch.randint(1, _SMALL.T + 1, (4,), generator=g),
-                     eps=torch.randn(x0.shape, generator=g))
+        x0 = torch.randn(4, 1, 8, 8, generator=g, dtype=torch.float64)
+        batch = dict(alpha_bar=_SMALL.alpha_bar, x0=x0, t=torch.randint(1, _SMALL.T + 1, (4,), generator=g),
+                     eps=torch.randn(x0.shape, generator=g, dtype=torch.float64))
         shapes = ", ".join(f"{k} {_describe(v)}" for k, v in batch.items())
         try:
             yours = answer(nets[0], opts[0], **{k: v.clone() for k, v in batch.items()})

@@ -55,7 +55,7 @@ class MLP(nn.Module):
             raise ValueError(f"MLP expects x of shape (B, {self.config['dim']}), got {tuple(x.shape)}")
         if t.shape != (x.shape[0],):
             raise ValueError(f"t must have shape ({x.shape[0]},), got {tuple(t.shape)}")
-        emb = self.embed(sinusoidal_embedding(t, self.emb_dim))
+        emb = self.embed(sinusoidal_embedding(t, self.emb_dim).to(next(self.embed.parameters()).dtype))
         h = self.inp(x)
         for block in self.blocks:
             h = block(h, emb)

@@ -203,7 +203,7 @@ class UNet(nn.Module):
                              f"channel_mults={self.config['channel_mults']}, got {x.shape[2]}x{x.shape[3]}")
         if t.shape != (x.shape[0],):
             raise ValueError(f"t must have shape ({x.shape[0]},), got {tuple(t.shape)}")
-        emb = self.time_mlp(sinusoidal_embedding(t, self.base_channels))
+        emb = self.time_mlp(sinusoidal_embedding(t, self.base_channels).to(next(self.time_mlp.parameters()).dtype))
         if self.num_classes is not None:
             emb = emb + self.class_emb(self._labels(c, x.shape[0], x.device))
         elif c is not None:

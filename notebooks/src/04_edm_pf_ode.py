@@ -342,8 +342,7 @@ for t_i in (10, 300, 900):
     x0_err = (d.x0_from_eps(x_t, eps_hat + 0.01, ab) - x0_hat).abs().mean().item()
     eps_err = (d.eps_from_x0(x_t, x0_hat + 0.01, ab) - eps_hat).abs().mean().item()
     rows.append((t_i, sigma_i.item(), x0_err, eps_err))
-print("x0_hat == D, score == autograd score, v -> eps and v -> x0 round trips: all to 1e-9
-")
+print("x0_hat == D, score == autograd score, v -> eps and v -> x0 round trips: all to 1e-9\n")
 print("   t    sigma    eps error 0.01 -> x0 error    x0 error 0.01 -> eps error")
 for t_i, sigma_i, x0_err, eps_err in rows:
     print(f"{t_i:4d}  {sigma_i:7.3f}    {x0_err:10.4f}                  {eps_err:10.4f}")
