@@ -6,6 +6,7 @@ with its sympy derivation in `diffedu.symbolic`.
 Imports: every layer below it (the public names at top level); nothing imports it back.
 """
 from ._version import __version__
+from .interop import from_diffusers
 from .forward import q_mean_var, q_mean_var_coefs, q_sample
 from .losses import l_simple, vlb_weights
 from .param import (eps_from_score, eps_from_v, eps_from_x0, score_from_eps, v_from_eps, x0_from_eps,
@@ -26,6 +27,7 @@ from .trajectory import NoiseStream, Trajectory
 
 __all__ = [
     "Schedule", "linear_betas", "cosine_betas", "sigmoid_betas",
+    "from_diffusers",
     "q_sample", "q_mean_var", "q_mean_var_coefs",
     "posterior_mean_coefs", "posterior_variance", "posterior_mean_eps_coefs", "vlb_weight",
     "ddim_sigma", "ddim_mean_coefs", "ddim_step_coefs",

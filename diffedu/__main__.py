@@ -110,7 +110,8 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter   # the epilogs are laid out by hand; each help says its default
-    p = argparse.ArgumentParser(prog="python -m diffedu", description="Train, sample and evaluate the course's "
+    prog = "diffedu" if Path(sys.argv[0]).name == "diffedu" else "python -m diffedu"     # the console script or -m
+    p = argparse.ArgumentParser(prog=prog, description="Train, sample and evaluate the course's "
                                 "diffusion models.", epilog=EPILOG, formatter_class=raw)
     p.add_argument("--version", action="version", version=f"diffedu {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")

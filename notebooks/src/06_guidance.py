@@ -265,6 +265,7 @@ for ax, w in zip(axes, [0.0, 1.0, 3.0, 8.0]):
     ax.set_title(f"w = {w:g}: {explorer.accuracy():.0%} read as 3", fontsize=9)
 plt.suptitle("Class 3, the same 8 starting noises, DDIM 10 steps")
 plt.show()
+explorer.set(guidance=1.0)      # the sliders below start here, with room to move either way
 
 # %% [markdown]
 # Now move it yourself (in JupyterLab, with a kernel): the class, $w$ from 0 to 8, the steps and the
