@@ -47,7 +47,7 @@ examples (each command has its own --help):
   # 64 samples from a checkpoint with 50 deterministic DDIM steps, as one PNG grid
   python -m diffedu sample --ckpt runs/digits/ckpt.pt --sampler ddim --steps 50 --eta 0 --out grid.png
   # quality and wall time against the number of network evaluations
-  python -m diffedu evaluate --ckpt assets/digits_unet.safetensors --sampler ddim --steps 10,20,50
+  python -m diffedu evaluate --ckpt diffedu/shipped/digits_unet.safetensors --sampler ddim --steps 10,20,50
   # the GAN baseline (one network call per image): a DCGAN on MNIST, then its generator as a file
   python -m diffedu train-gan --data mnist --steps 3000 --out runs/gan
   python -m diffedu export-gan --ckpt runs/gan/ckpt.pt --out gan.safetensors
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--size", type=int, default=None, help="image side in pixels (default: digits 8, mnist 28, folders 32)")
     t.add_argument("--channels", type=int, choices=(1, 3), default=3,
                    help="image folders: 3 = RGB, 1 = grey (default %(default)s)")
-    # the defaults are TrainConfig's, except three the shipped assets were trained with (assets/README.md)
+    # the defaults are TrainConfig's, except three the shipped assets were trained with (diffedu/shipped/README.md)
     t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="minibatch size (default %(default)s)")
     t.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate after the warm-up (default %(default)s)")
     t.add_argument("--warmup", type=int, default=TrainConfig.warmup,

@@ -1,25 +1,27 @@
-"""The trained models shipped in `assets/`, loaded in well under a second, checked against their SHA-256.
+"""The trained models shipped inside the package (`diffedu/shipped/`), loaded in well under a second, checked against their SHA-256.
 
     load_digits_unet()  the digits UNet (eps-prediction, linear schedule, T = 1000), EMA weights
     load_mlp()          the 2-D MLP (eps-prediction on the eight-Gaussian mixture)
     load_classifier()   the small digits CNN behind `diffedu.metrics.digits_fid` / `recognisable_rate`
 
-`assets/manifest.json` records each file's SHA-256, size and the exact command that made it
-(see `assets/README.md`).  A file whose hash differs from the manifest is refused with an
+`diffedu/shipped/manifest.json` records each file's SHA-256, size and the exact command that made it
+(see `diffedu/shipped/README.md`).  They are package data: a clone, an editable install and an installed wheel
+all find them with `importlib.resources`.  A file whose hash differs from the manifest is refused with an
 error that names it: re-download the repository file, or retrain with the recorded command.
 
-Imports: diffedu.checkpoint (io).
+Imports: importlib.resources, diffedu.checkpoint (io).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from importlib import resources
 from pathlib import Path
 
 from .checkpoint import load_classifier_file, load_model
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(str(resources.files("diffedu") / "shipped"))     # a folder on disk: installs are not zipped
 MANIFEST = "manifest.json"
 
 
@@ -38,7 +40,7 @@ def manifest_entry(name: str, root=None) -> dict:
     manifest_path = (Path(root) if root is not None else ASSETS) / MANIFEST
     where = str(manifest_path)
     if not manifest_path.is_file():
-        raise ValueError(f"no asset manifest at {where!r}; the shipped models live in the repository's assets/")
+        raise ValueError(f"no asset manifest at {where!r}; the shipped models are package data in diffedu/shipped/: reinstall diffedu")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
@@ -71,7 +73,7 @@ def asset_path(name: str, root=None) -> Path:
     if digest != entry["sha256"]:
         raise ValueError(f"asset {str(path)!r} has SHA-256 {digest}, but {MANIFEST} expects {entry['sha256']}: "
                          f"the file is damaged or was replaced; restore it (git checkout) or retrain it with "
-                         f"the command in assets/README.md and update the manifest")
+                         f"the command in diffedu/shipped/README.md and update the manifest")
     return path
 
 
@@ -102,7 +104,7 @@ def load_mnist_classifier(device="cpu", root=None):
 
 
 def write_manifest(entries: dict, root=None) -> Path:
-    """(Re)write assets/manifest.json: {name: {"command": ..., "wall_seconds": ...}}, hashes computed here."""
+    """(Re)write diffedu/shipped/manifest.json: {name: {"command": ..., "wall_seconds": ...}}, hashes computed here."""
     root = Path(root) if root is not None else ASSETS
     files = {}
     for name, info in sorted(entries.items()):

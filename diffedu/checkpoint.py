@@ -2,7 +2,7 @@
 
 A checkpoint (`.pt`, torch.save) holds the weights, the EMA weights, the optimiser state, the step,
 every RNG state, the schedule's betas, the model config and the objective.  An exported model
-(`.safetensors`) holds only the EMA weights (fp16 or fp32) plus the same metadata: what `assets/`
+(`.safetensors`) holds only the EMA weights (fp16 or fp32) plus the same metadata: what `diffedu/shipped/`
 ships.  The digits classifier is shipped the same way (`save_classifier`).
 
 Writing: every file goes to a temporary `.NAME.tmp-PID` beside it, is fsynced and moved into place

@@ -292,5 +292,5 @@ def load_generator(path, device="cpu") -> Generator:
 
 
 def load_mnist_gan(device="cpu", root=None) -> Generator:
-    """The shipped MNIST DCGAN generator (eval mode), hash-checked against assets/manifest.json; `.sample(n, generator)`."""
+    """The shipped MNIST DCGAN generator (eval mode), hash-checked against diffedu/shipped/manifest.json; `.sample(n, generator)`."""
     return load_generator(asset_path("mnist_gan.safetensors", root), device=device)

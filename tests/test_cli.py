@@ -280,7 +280,7 @@ def test_safetensors_device_and_asset_errors_are_messages_and_bugs_keep_their_tr
     bad.mkdir()
     (bad / "manifest.json").write_text("{not json")
     monkeypatch.setattr(diffedu.assets, "ASSETS", bad)
-    shipped = Path(__file__).resolve().parents[1] / "assets" / "digits_unet.safetensors"
+    shipped = Path(diffedu.assets.__file__).parent / "shipped" / "digits_unet.safetensors"
     assert main(["evaluate", "--ckpt", str(shipped), "--steps", "1", "--n", "4"]) == 2
     assert f"error: asset manifest {str(bad / 'manifest.json')!r} is not valid JSON" in capsys.readouterr().err
 

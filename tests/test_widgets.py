@@ -287,8 +287,8 @@ def test_compare_shares_the_noise():
 
 @pytest.mark.parametrize("name", ["mnist", "digits"])
 def test_image_explorer_on_the_shipped_unet(name):
-    """The real UNets (assets/mnist_unet.safetensors, assets/digits_unet.safetensors, hash-checked against
-    assets/manifest.json).  Never skipped: a missing or damaged asset fails here with the loader's message
+    """The real UNets (diffedu/shipped/mnist_unet.safetensors, diffedu/shipped/digits_unet.safetensors, hash-checked against
+    diffedu/shipped/manifest.json).  Never skipped: a missing or damaged asset fails here with the loader's message
     naming the file.  The MNIST one is class-conditional; the explorer samples its null class."""
     im = ImageExplorer.from_assets(name, n=4, n_strip=2, steps=10)
     shipped = list(getattr(assets, f"load_{name}_unet")().shape)
@@ -313,7 +313,7 @@ def test_image_explorer_default_is_mnist_and_names_are_checked():
 
 
 def test_explorer2d_on_the_shipped_mlp():
-    """The real 2-D MLP (assets/mixture_mlp.safetensors): never skipped, like the UNet above."""
+    """The real 2-D MLP (diffedu/shipped/mixture_mlp.safetensors): never skipped, like the UNet above."""
     ex = Explorer2D.from_assets(n=200, steps=20)
     ex.set()
     assert ex.last.metrics["per_mode_frechet"] < 0.5

@@ -362,8 +362,8 @@ for w, top, ratio_T, ratio_min in ((w_beta, 0.27, 27, 55), (w_tilde, 0.60, 59, 1
 # %% [markdown]
 # ## 5. Sampling with the shipped UNet
 #
-# `assets/` holds a small UNet trained on 4,000 MNIST digits of 28x28 pixels (eps-prediction,
-# linear schedule, $T = 1000$; see `assets/README.md` for the command and its time). It is
+# `diffedu/shipped/` holds a small UNet trained on 4,000 MNIST digits of 28x28 pixels (eps-prediction,
+# linear schedule, $T = 1000$; see `diffedu/shipped/README.md` for the command and its time). It is
 # class-conditional: here sample $i$ asks for digit $i \bmod 10$, with no guidance (notebook 06 explains
 # the class input and guides it). DDPM ancestral sampling takes all 1000 steps, each one the step you
 # can now write from section 3: estimate $x_0$ from $\hat\epsilon$, take the posterior mean there, add noise.

@@ -522,7 +522,7 @@ assert seconds[50] / seconds[10] > 2.0
 # What does quality cost? The table below was measured by `benchmarks/fid_table.py` (the command
 # and machine are in the file's header; it samples 1000 digits per row, which takes a quarter of an
 # hour on two CPU cores, too long for this notebook). "Digits FID" is a Fréchet distance in the
-# feature space of the small digit classifier shipped in `assets/` (**not** Inception FID:
+# feature space of the small digit classifier shipped in `diffedu/shipped/` (**not** Inception FID:
 # comparable only within this course); "recognisable" is the share of samples the classifier
 # labels with probability above 0.9. The first row, real digits against real digits, is the floor.
 # Notebook 05 re-measures some rows live and checks they agree with this file.

@@ -18,12 +18,12 @@
 # buy against them?
 #
 # **By the end you can** train a small UNet (here a short demo run on the 8x8 digits; the shipped
-# MNIST UNet's command and time are in `assets/README.md`), resume an interrupted run, sample grids
+# MNIST UNet's command and time are in `diffedu/shipped/README.md`), resume an interrupted run, sample grids
 # of 28x28 MNIST digits with every sampler, measure quality (a Fréchet distance in a digit
 # classifier's features and the recognisable-digit rate) against the number of network calls,
 # compare with the homework's GAN baseline, and point the same code at a folder of your own images.
 #
-# By default this notebook uses the models shipped in `assets/` and trains only a short demo run.
+# By default this notebook uses the models shipped in `diffedu/shipped/` and trains only a short demo run.
 # Set `RETRAIN = True` to train the full MNIST model (on a GPU when there is one; it prints the time).
 #
 # **Exercises** stand where their answer is needed, *before* the notebook shows it. Each answer
@@ -301,7 +301,7 @@ assert all(torch.equal(a[k], b[k]) for k in a)
 print("resumed run == uninterrupted run, bit for bit")
 
 # %% [markdown]
-# With `RETRAIN = True` the next cell trains the full MNIST model as `assets/README.md` records it
+# With `RETRAIN = True` the next cell trains the full MNIST model as `diffedu/shipped/README.md` records it
 # (class-conditional, label dropout 0.1, batch 64, on a GPU when present, with mixed precision there)
 # and prints the time it took; otherwise the shipped weights are used.
 

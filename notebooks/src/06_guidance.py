@@ -226,7 +226,7 @@ Markdown(EXERCISES["06.guided_calls"].reveal())
 # [CFG] trains one network for both predictions: the class embedding is added to the time
 # embedding, and with probability 0.1 the label is replaced by an extra "null" class $K$ (label
 # dropout), so the same weights learn $\epsilon(x, c)$ and $\epsilon(x) = \epsilon(x, \varnothing)$. The shipped MNIST
-# UNet was trained so (`assets/README.md` has the command; `python -m diffedu train --data mnist
+# UNet was trained so (`diffedu/shipped/README.md` has the command; `python -m diffedu train --data mnist
 # --conditional`). `diffedu.guidance.Guided` turns it into the plain `net(x, t)` every sampler
 # calls: for $w > 0$ one call on the doubled batch (the samples with their labels, then with the
 # null class), combined by `cfg_eps`. So a guided step costs two network evaluations, and the
