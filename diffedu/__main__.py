@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 
 from ._version import __version__
 from .checkpoint import export_model, load_model, save_classifier
+from .course import copy_notebooks
 from .data import TOY_SETS, digits, load_training_data, mnist
 from .gan import export_generator, train_gan
 
@@ -36,6 +37,8 @@ from .training import TrainConfig, pick_device, train
 
 EPILOG = """\
 examples (each command has its own --help):
+  # the course's notebooks into a folder of your own, then open them
+  diffedu notebooks ~/course && jupyter lab ~/course
   # train the digits UNet on the CPU (eps-prediction, linear schedule, T = 1000)
   python -m diffedu train --data digits --steps 4000 --out runs/digits
   # the run was interrupted? the same command plus --resume continues from runs/digits/ckpt.pt
@@ -245,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     xg.add_argument("--ckpt", required=True, help="a GAN training checkpoint (OUT/ckpt.pt of train-gan)")
     xg.add_argument("--out", required=True, help="the .safetensors file to write")
     add_overwrite_argument(xg)
+
+    nb = sub.add_parser("notebooks", help="copy the course's notebooks into a folder (then: jupyter lab DIR)")
+    nb.add_argument("dir", metavar="DIR", help="the folder to copy them into (made if missing)")
+    nb.add_argument("--overwrite", action="store_true",
+                    help="replace notebooks already in DIR (your answers in them are lost)")
     return p
 
 
@@ -456,7 +464,13 @@ def cmd_train_classifier(a) -> None:
     print(f"held-out accuracy {acc:.4f}; {time.time() - t0:.1f} s -> {a.out}")
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate, "export": cmd_export,
+def cmd_notebooks(a) -> None:
+    written = copy_notebooks(a.dir, overwrite=a.overwrite)
+    print(f"copied {len(written)} notebooks into {Path(a.dir).expanduser()}: "
+          f"{', '.join(p.name for p in written)}\nopen them with: jupyter lab {a.dir}")
+
+
+COMMANDS = {"notebooks": cmd_notebooks, "train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate, "export": cmd_export,
             "train-classifier": cmd_train_classifier, "train-gan": cmd_train_gan, "export-gan": cmd_export_gan}
 # what a user can fix: bad values and files (ValueError), the file system (OSError), torch's devices
 # and memory (RuntimeError), safetensors files; anything else is a bug and keeps its traceback

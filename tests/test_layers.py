@@ -7,7 +7,7 @@ count too.
     core      schedules, processes, forward, posterior, param, precond, losses, guidance
     samplers  trajectory, samplers/*
     models    models/*
-    io        trained, sampling, checkpoint, assets, data, rundir, interop
+    io        trained, sampling, checkpoint, assets, data, rundir, interop, course
     apps      training, gan, metrics, exercises/*, plotting, widgets/*, symbolic/*, __main__
     package   diffedu/__init__.py (the public re-exports)
 """
@@ -26,7 +26,7 @@ LAYER_OF = {
     "precond": "core", "losses": "core", "guidance": "core",
     "trajectory": "samplers", "samplers": "samplers",
     "models": "models",
-    "trained": "io", "sampling": "io", "checkpoint": "io", "assets": "io", "data": "io", "rundir": "io", "interop": "io",
+    "trained": "io", "sampling": "io", "checkpoint": "io", "assets": "io", "data": "io", "rundir": "io", "interop": "io", "course": "io",
     "training": "apps", "gan": "apps", "metrics": "apps", "exercises": "apps", "plotting": "apps", "widgets": "apps", "symbolic": "apps",
     "__main__": "apps",
 }

@@ -51,6 +51,7 @@ import sympy as sp
 import torch
 
 import diffedu as d
+from diffedu.course import results_table
 from diffedu import assets
 from diffedu import symbolic as S
 from diffedu.symbolic.ddim import ddim_marginals_only
@@ -530,7 +531,7 @@ assert seconds[50] / seconds[10] > 2.0
 # %%
 from pathlib import Path  # noqa: E402
 
-table = Path("../benchmarks/results/fid_table.md").read_text()
+table = results_table("fid_table")
 print(table)
 rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()
         if line.startswith("| ") and line[2:5] in ("ddp", "ddi", "edm")]
@@ -618,7 +619,7 @@ assert few[0] < few[1] and many[1] < many[0]
 # $\sigma_i^{1/\rho}$ evenly spaced with $\rho = 7$. Run Euler on DDIM's own grid and it *is* DDIM.
 
 # %%
-conv_table = Path("../benchmarks/results/ode_convergence.md").read_text()
+conv_table = results_table("ode_convergence")
 print(conv_table[conv_table.index("| sampler"):])
 conv = {}   # (sampler, NFE) -> (FID, distance to the reference)
 for line in conv_table.splitlines():

@@ -57,6 +57,7 @@ import sympy as sp
 import torch
 
 import diffedu as d
+from diffedu.course import results_table
 from diffedu.symbolic import unified as sym_unified
 from diffedu.widgets import Explorer2D
 from IPython.display import Markdown
@@ -446,7 +447,7 @@ plt.show()
 import re
 from pathlib import Path
 
-table = Path("../benchmarks/results/mnist_table.md").read_text()
+table = results_table("mnist_table")
 fid = {(m[1], int(m[2])): float(m[3]) for m in re.finditer(r"^\| ddim \| (\d) \| (\d+) \| \d+ \| ([\d.]+) \|", table, re.M)}
 print("MNIST FID, DDIM eta = 0 | eta = 1:", {k: (fid[("0", k)], fid[("1", k)]) for k in (10, 20, 50, 100)})
 assert all(fid[("1", k)] < fid[("0", k)] for k in (10, 20, 50, 100))
@@ -859,6 +860,6 @@ assert gs[("deterministic", 0.02)]["classes"] == 10 and gs[("deterministic", 0.0
 assert gs[("deterministic", 0.02)]["fid"] < 0.5 * min(r["fid"] for key, r in gs.items() if key != ("deterministic", 0.02))
 assert gs[("marginal", 0.0)]["top"] > 0.6 and gs[("deterministic", 0.0)]["top"] > 0.4 > 0.2 > gs[("deterministic", 0.02)]["top"]
 assert 0.2 < gs[("deterministic", 0.02)]["recognisable"] < 0.4 and gs[("marginal", 0.0)]["recognisable"] < 0.1
-fid_table = Path("../benchmarks/results/fid_table.md").read_text()
+fid_table = results_table("fid_table")
 assert "| ddim | 0 | 50 | 50 | 3.249 | 0.831 |" in fid_table      # the 8x8 UNet's row quoted above
 

@@ -54,6 +54,7 @@ import sympy as sp
 import torch
 
 import diffedu as d
+from diffedu.course import results_table
 from diffedu.symbolic import fokker_planck as sym_fp
 from diffedu.symbolic import precond as sym_precond
 from diffedu.symbolic import processes as sym_proc
@@ -531,7 +532,7 @@ for s_churn in (0, 1, 3, 7):
 # classifiers; its header has the command):
 
 # %%
-churn_table = Path("../benchmarks/results/churn.md").read_text()
+churn_table = results_table("churn")
 churn = {(m[1].strip(), int(m[2])): float(m[3])
          for m in re.finditer(r"^\| ([^|]+) \| (\d+) \| \d+ \| ([\d.]+) \|", churn_table, re.M)}
 models = sorted({name for name, _ in churn}, key=lambda name: ("exact" not in name, name))

@@ -45,6 +45,7 @@ import torch
 from PIL import Image
 
 import diffedu as d
+from diffedu.course import results_table
 from diffedu import assets
 from diffedu.data import ImageFolder, digits, mnist
 from diffedu.gan import load_mnist_gan
@@ -406,7 +407,7 @@ for r in live + [gan_row]:
           f"recognisable {r['recognisable']:.3f}  {r['seconds']:.1f} s")
 
 # %%
-table = Path("../benchmarks/results/mnist_table.md").read_text()
+table = results_table("mnist_table")
 rows = {}   # (sampler, eta as the table writes it, steps) -> (FID, recognisable); the GAN's eta is ""
 for line in table.splitlines():
     cells = [c.strip() for c in line.strip("|").split("|")]

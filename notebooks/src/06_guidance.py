@@ -48,6 +48,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import diffedu as d
+from diffedu.course import results_table
 from diffedu import assets
 from diffedu.data import mnist
 from diffedu.guidance import Guided, cfg_eps
@@ -310,7 +311,7 @@ for w in [0.0, 1.0, 2.0, 4.0]:
           "(real test digits: 1)")
 
 # %%
-table = (Path("../benchmarks/results/mnist_table.md")).read_text()
+table = results_table("mnist_table")
 rows = {}
 for line in table.splitlines():
     cells = [c.strip() for c in line.strip("|").split("|")]
