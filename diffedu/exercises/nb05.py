@@ -81,7 +81,7 @@ def _train_step_compare(answer, reference, steps: int = 3) -> tuple[bool, str]:
         if yours is None:
             return False, "not attempted yet: your function returns None (return the loss as a float)"
         expected = reference(nets[1], opts[1], **batch)
-        ok, where = _same(float(yours) if torch.is_tensor(yours) else yours, expected, 1e-4, 1e-6)
+        ok, where = _same(float(yours.detach()) if torch.is_tensor(yours) else yours, expected, 1e-4, 1e-6)
         if not ok:
             return False, f"the loss of step {step}: {where} (inputs: {shapes})"
         for (name, a), b in zip(nets[0].named_parameters(), nets[1].parameters()):
