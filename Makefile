@@ -21,10 +21,14 @@ help:
 	@echo "make notebooks  re-execute every notebook in place (stored outputs for nbval)"
 	@echo "make clean      remove .venv"
 
-$(STAMP): pyproject.toml requirements/constraints.txt
+# the course's kernel, by name: JupyterLab (this one or another) finds "Python 3 (diffedu)" for the notebooks
+KERNEL := diffedu
+
+$(STAMP): pyproject.toml requirements/constraints.txt Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "diffedu needs Python 3.10 or newer; found " + sys.version.split()[0] + ". Run: make PYTHON=/path/to/python3.11 ...")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -c requirements/constraints.txt -e ".[course,test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 (diffedu)" > /dev/null
 	@touch $@
 
 install: $(STAMP)

@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 
 from ._version import __version__
 from .checkpoint import export_model, load_model, save_classifier
-from .course import copy_notebooks
+from .course import KERNEL, copy_notebooks, install_kernel
 from .data import TOY_SETS, digits, load_training_data, mnist
 from .gan import export_generator, train_gan
 
@@ -466,8 +466,15 @@ def cmd_train_classifier(a) -> None:
 
 def cmd_notebooks(a) -> None:
     written = copy_notebooks(a.dir, overwrite=a.overwrite)
-    print(f"copied {len(written)} notebooks into {Path(a.dir).expanduser()}: "
-          f"{', '.join(p.name for p in written)}\nopen them with: jupyter lab {a.dir}")
+    print(f"copied {len(written)} notebooks into {Path(a.dir).expanduser()}: {', '.join(p.name for p in written)}")
+    try:
+        print(f"their kernel {KERNEL!r} (this Python) is installed in {install_kernel()}")
+    except ImportError:
+        print(f"no ipykernel here: pip install 'diffedu[course]' (JupyterLab and ipykernel), then diffedu notebooks again")
+    except OSError as err:
+        print(f"could not install the kernel {KERNEL!r} ({one_line(err)}); run: {sys.executable} -m ipykernel install "
+              f"--user --name {KERNEL}")
+    print(f"open them with: jupyter lab {a.dir}")
 
 
 COMMANDS = {"notebooks": cmd_notebooks, "train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate, "export": cmd_export,

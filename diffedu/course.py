@@ -9,16 +9,19 @@ In a clone (or an editable install) they are the repository's `notebooks/*.ipynb
     results_table(name)   the text of a measured table, e.g. results_table("fid_table") (what notebooks read)
     notebooks()           the course's notebooks, in order
     copy_notebooks(dir)   copy them into dir; refuses to overwrite one unless overwrite=True
+    install_kernel()      the kernelspec the notebooks name ("diffedu", "Python 3 (diffedu)"), for this Python
 
-Imports: importlib.resources, shutil (no diffedu module).
+Imports: importlib.resources, shutil, sys; ipykernel inside install_kernel (no diffedu module).
 """
 from __future__ import annotations
 
 import shutil
+import sys
 from importlib import resources
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+KERNEL, KERNEL_TITLE = "diffedu", "Python 3 (diffedu)"     # the kernelspec every notebook's metadata names
 
 
 def _root() -> tuple[Path, Path]:
@@ -67,3 +70,11 @@ def copy_notebooks(directory, overwrite: bool = False) -> list[Path]:
     for src, dst in zip(sources, targets):
         shutil.copyfile(src, dst)
     return targets
+
+
+def install_kernel(prefix=None) -> Path:
+    """Install the kernelspec the notebooks name, running this Python, under `prefix` (default: this environment,
+    sys.prefix); returns its folder.  ImportError without ipykernel (`pip install "diffedu[course]"`)."""
+    from ipykernel.kernelspec import install
+
+    return Path(install(kernel_name=KERNEL, display_name=KERNEL_TITLE, prefix=str(prefix or sys.prefix)))

@@ -2,6 +2,7 @@
 their work unless asked), and the measured tables the notebooks read, found without ../benchmarks."""
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ def test_notebooks_are_the_repository_s_six_in_order():
     assert names == sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")) and len(names) == 6
 
 
-def test_copy_refuses_to_overwrite_a_learner_s_notebook_unless_asked(tmp_path, capsys):
+def test_copy_refuses_to_overwrite_a_learner_s_notebook_unless_asked(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("diffedu.__main__.install_kernel", lambda: tmp_path / "kernels" / "diffedu")
     out = tmp_path / "course"
     assert main(["notebooks", str(out)]) == 0
     copied = sorted(p.name for p in out.glob("*.ipynb"))
@@ -47,3 +49,15 @@ def test_every_table_a_notebook_reads_is_found_by_results_table():
         assert course.results_table(name) == (REPO / "benchmarks" / "results" / f"{name}.md").read_text()
     with pytest.raises(ValueError, match="no results table 'nope'; there are: .*fid_table"):
         course.results_table("nope")
+
+
+def test_the_kernel_the_notebooks_name_is_the_one_installed(tmp_path):
+    """Every notebook's metadata names the kernelspec `install_kernel` writes (and `make install` installs), and
+    that kernelspec runs this Python."""
+    for nb in course.notebooks():
+        spec = json.loads(nb.read_text())["metadata"]["kernelspec"]
+        assert spec["name"] == course.KERNEL and spec["display_name"] == course.KERNEL_TITLE, nb.name
+    folder = course.install_kernel(prefix=tmp_path)
+    assert folder == tmp_path / "share" / "jupyter" / "kernels" / course.KERNEL
+    spec = json.loads((folder / "kernel.json").read_text())
+    assert spec["display_name"] == course.KERNEL_TITLE and spec["argv"][0] == sys.executable

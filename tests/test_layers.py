@@ -32,7 +32,7 @@ LAYER_OF = {
 }
 # third-party packages a function may import locally: optional at run time, or heavy and needed
 # only on one path (sympy for the symbolic branch of the arithmetic helpers)
-OPTIONAL = {"IPython", "ipywidgets", "sympy", "playwright"}
+OPTIONAL = {"IPython", "ipywidgets", "sympy", "playwright", "ipykernel"}
 
 
 def module_name(path: Path) -> str:

@@ -5,9 +5,9 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3 (ipykernel)
+#     display_name: Python 3 (diffedu)
 #     language: python
-#     name: python3
+#     name: diffedu
 # ---
 
 # %% [markdown]
