@@ -11,13 +11,14 @@ called as `unet(x, k).sample` and a scheduler with `betas` and `config.predictio
     eps_model, sched = diffedu.from_diffusers(pipe.unet, pipe.scheduler)
     x = diffedu.sample_ddim(eps_model, sched, torch.randn(8, 3, 32, 32), 50).x
 
-Imports: torch, diffedu core (schedules, param).
+Imports: torch, diffedu base (_ops) and core (schedules, param).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ._ops import broadcast_to_batch
 from .param import eps_from_v, eps_from_x0
 from .schedules import Schedule, linear_betas
 
@@ -35,14 +36,13 @@ class DiffusersEps(nn.Module):
         self.unet, self.sched, self.prediction_type = unet, sched, prediction_type
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if t.dim() != 1 or t.shape[0] != x.shape[0]:
+        if t.shape != (x.shape[0],):
             raise ValueError(f"t must have shape ({x.shape[0]},): one paper time per sample; got {tuple(t.shape)}")
-        if t.is_floating_point() or int(t.min()) < 1 or int(t.max()) > self.sched.T:
-            raise ValueError(f"t must hold integer paper times 1..{self.sched.T} (diffusers' k = t - 1); got {t.tolist()}")
+        self.sched.check_t(t, "t (paper times; diffusers' k = t - 1)", lo=1)
         out = self.unet(x, t - 1).sample
         if self.prediction_type == "epsilon":
             return out
-        alpha_bar = self.sched.alpha_bar.to(x.device)[t].to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
+        alpha_bar = broadcast_to_batch(self.sched.alpha_bar.to(x.device)[t], x).to(x.dtype)
         if self.prediction_type == "v_prediction":
             return eps_from_v(x, out, alpha_bar)
         return eps_from_x0(x, out, alpha_bar)
@@ -65,5 +65,5 @@ def from_diffusers(unet: nn.Module, scheduler=None) -> tuple[DiffusersEps, Sched
         raise ValueError(f"scheduler must be a diffusers scheduler with `betas` and `config` (e.g. DDPMScheduler); "
                          f"got {type(scheduler).__name__}")
     sched = Schedule(torch.as_tensor(betas, dtype=torch.float64))
-    prediction_type = getattr(config, "prediction_type", None) or config.get("prediction_type", "epsilon")
+    prediction_type = getattr(config, "prediction_type", "epsilon")      # old schedulers predate the field
     return DiffusersEps(unet, sched, prediction_type), sched

@@ -25,15 +25,16 @@ def l_simple(eps_model, sched: Schedule, x0: torch.Tensor, generator: torch.Gene
     device = generator.device if generator is not None else x0.device
     if t is None:
         t = torch.randint(1, sched.T + 1, (B,), generator=generator, device=device).to(x0.device)
-    elif not (torch.is_tensor(t) and t.shape == (B,) and not t.is_floating_point() and 1 <= int(t.min()) and int(t.max()) <= sched.T):
-        raise ValueError(f"t must be an integer tensor of shape ({B},) with values in 1..{sched.T}, got "
+    elif not (torch.is_tensor(t) and t.shape == (B,)):
+        raise ValueError(f"t must be a tensor of shape ({B},), one time per sample, got "
                          f"{tuple(t.shape) if torch.is_tensor(t) else type(t).__name__}")
+    else:
+        sched.check_t(t, lo=1)                    # the loss has no t = 0 term
     if eps is None:
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=device).to(x0.device)
-    elif not (torch.is_tensor(eps) and eps.shape == x0.shape):
-        raise ValueError(f"eps must be a tensor of x0's shape {tuple(x0.shape)}, got "
-                         f"{tuple(eps.shape) if torch.is_tensor(eps) else type(eps).__name__}")
-    x_t = q_sample(sched, x0, t, eps)
+    elif not torch.is_tensor(eps):
+        raise ValueError(f"eps must be a tensor of x0's shape {tuple(x0.shape)}, got {type(eps).__name__}")
+    x_t = q_sample(sched, x0, t, eps)             # checks eps's shape and device against x0
     eps_hat = check_model_output(eps_model(x_t, t), x_t)
     return ((eps - eps_hat) ** 2).mean()
 

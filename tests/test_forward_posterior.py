@@ -189,7 +189,11 @@ def test_l_simple_with_given_t_and_eps_is_algorithm_1_on_those_draws():
     t_drawn = torch.randint(1, 51, (5,), generator=g2)
     eps_drawn = torch.randn(x0.shape, generator=g2, dtype=x0.dtype)
     torch.testing.assert_close(d.l_simple(model, s, x0, generator=g1), d.l_simple(model, s, x0, t=t_drawn, eps=eps_drawn))
-    with pytest.raises(ValueError, match=r"t must be an integer tensor of shape \(5,\) with values in 1..50"):
+    with pytest.raises(ValueError, match=r"t must be in 1..50, got values from 0 to 0"):
         d.l_simple(model, s, x0, t=torch.zeros(5, dtype=torch.long), eps=eps)
-    with pytest.raises(ValueError, match="eps must be a tensor of x0's shape"):
+    with pytest.raises(ValueError, match=r"t must be a tensor of shape \(5,\)"):
+        d.l_simple(model, s, x0, t=t[:3], eps=eps)
+    with pytest.raises(ValueError, match=r"t must hold integer times in 1..50"):
+        d.l_simple(model, s, x0, t=t.double(), eps=eps)
+    with pytest.raises(ValueError, match=r"eps must have the shape of x0 \(5, 2\), got \(5, 1\)"):
         d.l_simple(model, s, x0, t=t, eps=eps[:, :1])
