@@ -17,7 +17,6 @@ diffedu.sampling, _checks, and .compute, .image, .ui beside it.
 """
 from __future__ import annotations
 
-import time
 
 import torch
 from matplotlib.figure import Figure
@@ -90,11 +89,9 @@ class ForwardExplorer(PanelExplorer):
         """alpha_bar_t of the current schedule and t."""
         return float(self.scheds[self.settings["schedule"]].alpha_bar[self.settings["t"]])
 
-    def set(self, **changes) -> Figure:
-        """Apply `changes`, draw x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (eps: the seed's), estimate, redraw."""
-        self.settings = self.validate(**changes)
-        s, sched = self.settings, self.scheds[self.settings["schedule"]]
-        t0 = time.perf_counter()
+    def compute(self, s: dict) -> None:
+        """Draw x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (eps: the seed's) and estimate x0_hat (`set` calls it)."""
+        sched = self.scheds[s["schedule"]]
         eps = torch.randn(self.x0.shape, generator=torch.Generator().manual_seed(s["seed"]))
         self.x_t = q_sample(sched, self.x0, s["t"], eps)
         self.x0_hat, self.t_net = None, None
@@ -105,9 +102,6 @@ class ForwardExplorer(PanelExplorer):
             with torch.no_grad(), torch_threads(self.threads):
                 eps_hat = self.eps_model(self.x_t, torch.full((len(self.x_t),), self.t_net, dtype=torch.long)).float()
             self.x0_hat = x0_from_eps(self.x_t, eps_hat, ab_net)     # [DDPM eq. 15]
-        self.seconds = time.perf_counter() - t0
-        self._draw()
-        return self.fig
 
     def _draw(self) -> None:
         s, sched = self.settings, self.scheds[self.settings["schedule"]]

@@ -16,7 +16,6 @@ diffedu.guidance, _checks, and .compute (the thread setting) beside it.
 """
 from __future__ import annotations
 
-import time
 
 import torch
 from matplotlib.figure import Figure
@@ -74,18 +73,12 @@ class GuidanceExplorer(PanelExplorer):
         seed = check_int(s["seed"], "seed", lo=0, hi=2**40)
         return dict(label=label, guidance=round(check_guidance(s["guidance"]), 6), steps=steps, seed=seed)
 
-    def set(self, **changes) -> Figure:
-        """Apply `changes`, sample (same x_T for every w: the seed's), redraw; returns the Figure."""
-        self.settings = self.validate(**changes)
-        s = self.settings
-        t0 = time.perf_counter()
+    def compute(self, s: dict) -> None:
+        """Sample (same x_T for every w: the seed's) and read the samples with the classifier (`set` calls it)."""
         with torch.no_grad(), torch_threads(self.threads):
             self.x = generate(self.trained, self.n, self.sampler, steps=s["steps"], labels=s["label"],
                               guidance=s["guidance"], generator=torch.Generator().manual_seed(s["seed"])).x.cpu()
             self.read = self.classifier(self.x.clamp(-1, 1).float()).argmax(1) if self.classifier else None
-        self.seconds = time.perf_counter() - t0
-        self._draw()
-        return self.fig
 
     def accuracy(self) -> float | None:
         """Share of the last samples the classifier reads as the asked-for class (None without a classifier)."""

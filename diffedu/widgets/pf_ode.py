@@ -13,13 +13,12 @@ solver's discretisation error, with churn it is how far the churn moved the samp
     ex.set(solver="euler", steps=10, rho=3)      # a matplotlib Figure, anywhere
     ex.widget()                                  # in a notebook: solver, steps, rho, S_churn, sigma, seed
 
-Imports: math, time, torch, matplotlib, ipywidgets (inside `widget`), diffedu.models.analytic,
+Imports: math, torch, matplotlib, ipywidgets (inside `widget`), diffedu.models.analytic,
 diffedu.samplers.edm, _checks, and .compute, .ui beside it.
 """
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 from matplotlib.collections import LineCollection
@@ -123,11 +122,8 @@ class PFODEExplorer(PanelExplorer):
         d = (self.mixture.denoiser(x, sigma) - x) / sigma
         return X, Y, d[:, 0].reshape(X.shape), d[:, 1].reshape(X.shape)
 
-    def set(self, **changes) -> Figure:
-        """Apply `changes`, sample the Karras grid from the seed's start (churn noise: the seed's too), measure, redraw."""
-        self.settings = self.validate(**changes)
-        s = self.settings
-        t0 = time.perf_counter()
+    def compute(self, s: dict) -> None:
+        """Sample the Karras grid from the seed's start (churn noise: the seed's too) and measure (`set` calls it)."""
         with torch.no_grad(), torch_threads(self.threads):
             self.sigmas = karras_sigmas(s["steps"], self.sigma_min, self.sigma_max, s["rho"])
             x, g = self.start(s["seed"])
@@ -135,9 +131,6 @@ class PFODEExplorer(PanelExplorer):
             ref = self.reference(s["seed"])
             self.metrics = dict(per_mode_frechet=float(self.mixture.per_mode_frechet(self.traj.x)),
                                 distance_to_ode=float((self.traj.x - ref).norm(dim=1).mean()), nfe=self.traj.nfe)
-        self.seconds = time.perf_counter() - t0
-        self._draw()
-        return self.fig
 
     def level(self) -> int:
         """The index of the grid level (sigma > 0) nearest the field's sigma, in log sigma."""

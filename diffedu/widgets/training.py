@@ -19,14 +19,13 @@ sliding the step shows the same digits emerge from noise as training proceeds.  
     ex.set(step=50)                                 # a matplotlib Figure, anywhere
     ex.widget()                                     # in a notebook: step slider and seed
 
-Imports: copy, math, time, torch, matplotlib, ipywidgets (inside `widget`), diffedu.samplers (ddim), diffedu.schedules,
+Imports: copy, math, torch, matplotlib, ipywidgets (inside `widget`), diffedu.samplers (ddim), diffedu.schedules,
 _checks, and .compute, .image, .ui beside it.
 """
 from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Mapping
 
 import torch
@@ -122,11 +121,9 @@ class TrainingExplorer(PanelExplorer):
         hi = (s + (self.smooth - 1) // 2).clamp(max=len(self.losses))
         return (c[hi] - c[lo]) / (hi - lo)
 
-    def set(self, **changes) -> Figure:
-        """Apply `changes`, sample the snapshot from the seed's x_T (or take it from the cache), redraw; returns the Figure."""
-        self.settings = self.validate(**changes)
-        key = (self.settings["step"], self.settings["seed"])
-        t0 = time.perf_counter()
+    def compute(self, s: dict) -> None:
+        """Sample the snapshot from the seed's x_T, or take it from the cache (`set` calls it)."""
+        key = (s["step"], s["seed"])
         self.cached = key in self.cache
         if not self.cached:
             self.net.load_state_dict(self.snapshots[key[0]])
@@ -134,9 +131,6 @@ class TrainingExplorer(PanelExplorer):
                 traj = sample_ddim(self.net, self.sched, self.start(key[1]), self.sample_steps, eta=0.0, record=False)
             self.cache[key] = traj.x.detach().cpu()
         self.samples = self.cache[key]
-        self.seconds = time.perf_counter() - t0
-        self._draw()
-        return self.fig
 
     def title(self) -> str:
         """The figure's title: the step, its loss and running mean, and how the samples were drawn."""

@@ -4,13 +4,15 @@ The menu is the registry's titles; which controls apply is the registry's too: t
 enabled only for a sampler that takes "eta", the steps slider only for one that `uses_steps`.
 The figure is shown as a PNG image, so no ipympl is needed.
 
-Imports: matplotlib (Agg), ipywidgets (inside `Controls` and `panel`, as it is optional), diffedu.samplers.registry.
+Imports: time, matplotlib (Agg), ipywidgets (inside `Controls` and `panel`, as it is optional), diffedu.samplers.registry.
 """
 from __future__ import annotations
 
 import io
+import time
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from ..samplers import registry
 
@@ -40,7 +42,7 @@ class Controls:
         s, T = explorer.settings, explorer.sched.T
         steps_options = sorted({c for c in STEP_CHOICES if c <= T} | {T, s["steps"]})
         self.controls = {
-            "sampler": W.Dropdown(options=getattr(explorer, "menu", None) or menu(), value=s["sampler"],
+            "sampler": W.Dropdown(options=explorer.menu, value=s["sampler"],
                                   description="sampler"),
             "eta": W.FloatSlider(value=s["eta"], min=0.0, max=1.0, step=ETA_STEP, readout_format=".2f",
                                  continuous_update=False, description="eta"),
@@ -98,10 +100,21 @@ def figure_png(fig) -> bytes:
 
 
 class PanelExplorer:
-    """Base of the explorers with settings of their own (ForwardExplorer, GuidanceExplorer): `set(**changes)`
-    draws `self.fig`; `png()` and the notebook display follow from it, the controls from `panel`."""
+    """Base of the explorers with settings of their own (ForwardExplorer, GuidanceExplorer, PFODEExplorer,
+    TrainingExplorer): `set(**changes)` checks the settings with the subclass's `validate`, runs its
+    `compute(settings)` (timed into `seconds`) and its `_draw()` into `self.fig`; `png()` and the notebook
+    display follow from it, the controls from `panel`."""
 
     fig = None
+
+    def set(self, **changes) -> Figure:
+        """Apply `changes` (checked first: a bad one changes nothing), compute, redraw; returns the Figure."""
+        self.settings = self.validate(**changes)
+        t0 = time.perf_counter()
+        self.compute(self.settings)
+        self.seconds = time.perf_counter() - t0
+        self._draw()
+        return self.fig
 
     def png(self) -> bytes:
         """The current figure as PNG bytes (drawing first if nothing was drawn yet)."""
